@@ -1,0 +1,52 @@
+//! Client side of idem: the wire types the node shares, and (behind the
+//! default `http` feature) everything a service or an operator uses.
+//!
+//! # Layout
+//!
+//! - [`proto`]: request and response bodies of `shared/API.md`, no I/O. The
+//!   node depends on this crate with default features off for this alone.
+//! - `error`: the one [`Error`] enum and the one table from wire answers to it.
+//! - `retry`: [`RetryPolicy`], capped exponential backoff with jitter.
+//! - `path`: URL paths, with keys percent-encoded byte by byte.
+//! - `client`: [`Client`], its builder and the transport loop (endpoint
+//!   rotation, retries, `Retry-After`).
+//! - `keys`, `cluster`: one method per endpoint, typed answers ([`ClaimOutcome`]).
+//! - `holder`: [`Ctx`], what the holder of a claim may do, and its heartbeat.
+//! - `once`: [`Client::once`], run a closure at most once per key.
+//! - `layer`: [`IdempotencyLayer`], the `Idempotency-Key` tower layer for axum.
+//! - `src/bin/idem/`: the `idem` CLI, one file per subcommand.
+pub mod proto;
+
+#[cfg(feature = "http")]
+mod client;
+#[cfg(feature = "http")]
+mod cluster;
+#[cfg(feature = "http")]
+mod error;
+#[cfg(feature = "http")]
+mod holder;
+#[cfg(feature = "http")]
+mod keys;
+#[cfg(feature = "http")]
+pub mod layer;
+#[cfg(feature = "http")]
+mod once;
+#[cfg(feature = "http")]
+mod path;
+#[cfg(feature = "http")]
+mod retry;
+
+#[cfg(feature = "http")]
+pub use client::{Builder, Client};
+#[cfg(feature = "http")]
+pub use error::Error;
+#[cfg(feature = "http")]
+pub use holder::Ctx;
+#[cfg(feature = "http")]
+pub use keys::ClaimOutcome;
+#[cfg(feature = "http")]
+pub use layer::IdempotencyLayer;
+#[cfg(feature = "http")]
+pub use once::{OnFailure, OnceError, OnceOptions};
+#[cfg(feature = "http")]
+pub use retry::RetryPolicy;

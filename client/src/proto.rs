@@ -1,0 +1,439 @@
+//! Wire types of the idem HTTP API (`shared/API.md`), defined once.
+//!
+//! The node and the client both use this module, so the two can never disagree on
+//! a field name or a bound. It holds no I/O: the node depends on this crate with
+//! default features off to get exactly this module.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Bounds of API.md, in one place so the node and the client validate alike.
+pub mod limits {
+    /// Namespace length in bytes (the charset is checked separately).
+    pub const NAMESPACE_MAX: usize = 64;
+    /// Key length in bytes, UTF-8.
+    pub const KEY_MAX: usize = 512;
+    pub const LEASE_MS_MIN: u64 = 100;
+    pub const LEASE_MS_MAX: u64 = 86_400_000;
+    pub const LEASE_MS_DEFAULT: u64 = 30_000;
+    pub const RETENTION_MS_MIN: u64 = 1_000;
+    pub const RETENTION_MS_MAX: u64 = 2_592_000_000;
+    pub const RETENTION_MS_DEFAULT: u64 = 86_400_000;
+    pub const FINGERPRINT_MAX: usize = 256;
+    pub const OWNER_MAX: usize = 128;
+    pub const CLAIM_ID_MAX: usize = 128;
+    /// A checkpoint stage is a short label; API.md leaves it open, we bound it like `owner`.
+    pub const STAGE_MAX: usize = 128;
+    pub const BATCH_MAX_OPS: usize = 1000;
+    pub const WAIT_MS_MAX: u64 = 60_000;
+}
+
+/// `in_progress` or `completed`; an absent record is a 404, never a third state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordState {
+    InProgress,
+    Completed,
+}
+
+/// The last progress step the holder recorded; survives a takeover.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub stage: String,
+    #[serde(default)]
+    pub data: Value,
+    pub at_ms: u64,
+}
+
+/// One idempotency record as every read and write answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub namespace: String,
+    pub key: String,
+    pub state: RecordState,
+    pub token: u64,
+    pub attempt: u32,
+    pub claim_id: Option<String>,
+    pub owner: Option<String>,
+    pub fingerprint: Option<String>,
+    pub checkpoint: Option<Checkpoint>,
+    #[serde(default)]
+    pub result: Value,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    pub lease_expires_at_ms: Option<u64>,
+    pub expires_at_ms: u64,
+}
+
+/// Body of `POST .../claim`; every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClaimRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<String>,
+}
+
+/// Body of `POST .../checkpoint`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointRequest {
+    pub token: u64,
+    pub stage: String,
+    #[serde(default)]
+    pub data: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
+}
+
+/// Body of `POST .../complete`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompleteRequest {
+    pub token: u64,
+    #[serde(default)]
+    pub result: Value,
+    /// Defaults to the retention the claim asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<u64>,
+}
+
+/// Body of `POST .../release`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    pub token: u64,
+}
+
+/// Answer of a claim (201, 200 or 409), tagged by `outcome`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ClaimResponse {
+    Acquired { token: u64, takeover: bool, record: Record },
+    Completed { record: Record },
+    InProgress { record: Record },
+}
+
+/// Stable error codes of API.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    NotFound,
+    TooLarge,
+    Unavailable,
+    FingerprintMismatch,
+    Fenced,
+    MethodNotAllowed,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::FingerprintMismatch => "fingerprint_mismatch",
+            ErrorCode::Fenced => "fenced",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// `{"error": {"code": ..., "message": ...}}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// One operation of `POST /v1/batch`, tagged by `op`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum BatchOp {
+    Claim {
+        ns: String,
+        key: String,
+        #[serde(flatten)]
+        req: ClaimRequest,
+    },
+    Checkpoint {
+        ns: String,
+        key: String,
+        #[serde(flatten)]
+        req: CheckpointRequest,
+    },
+    Complete {
+        ns: String,
+        key: String,
+        #[serde(flatten)]
+        req: CompleteRequest,
+    },
+    Release {
+        ns: String,
+        key: String,
+        #[serde(flatten)]
+        req: ReleaseRequest,
+    },
+    Delete { ns: String, key: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchRequest {
+    pub ops: Vec<BatchOp>,
+}
+
+/// What the single call would have answered: its status and JSON body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResult {
+    pub status: u16,
+    pub body: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    pub results: Vec<BatchResult>,
+}
+
+/// `GET /v1/cluster`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub node_id: u64,
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    pub committed_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub clock_ms: u64,
+    pub members: Vec<Member>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: u64,
+    pub addr: String,
+    pub voter: bool,
+}
+
+/// `POST /v1/cluster/learners`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddLearnerRequest {
+    pub id: u64,
+    pub addr: String,
+}
+
+/// `POST /v1/cluster/voters`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeVotersRequest {
+    pub ids: Vec<u64>,
+}
+
+/// Read consistency of `GET .../keys/{key}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    #[default]
+    Linearizable,
+    Stale,
+}
+
+/// Query string of `GET .../keys/{key}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GetQuery {
+    pub consistency: Consistency,
+    pub wait_ms: Option<u64>,
+}
+
+/// Why an input was refused; the message names the field and the bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid(pub String);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+fn invalid(msg: impl Into<String>) -> Invalid {
+    Invalid(msg.into())
+}
+
+pub fn validate_namespace(ns: &str) -> Result<(), Invalid> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if ns.is_empty() || ns.len() > limits::NAMESPACE_MAX || !ns.chars().all(ok_char) {
+        return Err(invalid(format!(
+            "namespace must match ^[A-Za-z0-9._-]{{1,{}}}$",
+            limits::NAMESPACE_MAX
+        )));
+    }
+    Ok(())
+}
+
+pub fn validate_key(key: &str) -> Result<(), Invalid> {
+    if key.is_empty() || key.len() > limits::KEY_MAX {
+        return Err(invalid(format!("key must be 1 to {} bytes of UTF-8", limits::KEY_MAX)));
+    }
+    Ok(())
+}
+
+fn check_range(field: &str, v: Option<u64>, min: u64, max: u64) -> Result<(), Invalid> {
+    match v {
+        Some(v) if v < min || v > max => Err(invalid(format!("{field} must be within {min}..={max}"))),
+        _ => Ok(()),
+    }
+}
+
+fn check_len(field: &str, v: Option<&str>, max: usize) -> Result<(), Invalid> {
+    match v {
+        Some(s) if s.len() > max => Err(invalid(format!("{field} must be at most {max} bytes"))),
+        _ => Ok(()),
+    }
+}
+
+fn check_lease(v: Option<u64>) -> Result<(), Invalid> {
+    check_range("lease_ms", v, limits::LEASE_MS_MIN, limits::LEASE_MS_MAX)
+}
+
+fn check_retention(v: Option<u64>) -> Result<(), Invalid> {
+    check_range("retention_ms", v, limits::RETENTION_MS_MIN, limits::RETENTION_MS_MAX)
+}
+
+impl ClaimRequest {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_lease(self.lease_ms)?;
+        check_retention(self.retention_ms)?;
+        check_len("fingerprint", self.fingerprint.as_deref(), limits::FINGERPRINT_MAX)?;
+        check_len("owner", self.owner.as_deref(), limits::OWNER_MAX)?;
+        check_len("claim_id", self.claim_id.as_deref(), limits::CLAIM_ID_MAX)
+    }
+}
+
+impl CheckpointRequest {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.stage.is_empty() {
+            return Err(invalid("stage must not be empty"));
+        }
+        check_len("stage", Some(&self.stage), limits::STAGE_MAX)?;
+        check_lease(self.lease_ms)
+    }
+}
+
+impl CompleteRequest {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_retention(self.retention_ms)
+    }
+}
+
+impl GetQuery {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        check_range("wait_ms", self.wait_ms, 0, limits::WAIT_MS_MAX)
+    }
+}
+
+impl BatchOp {
+    /// The namespace and key the operation addresses.
+    pub fn target(&self) -> (&str, &str) {
+        match self {
+            BatchOp::Claim { ns, key, .. }
+            | BatchOp::Checkpoint { ns, key, .. }
+            | BatchOp::Complete { ns, key, .. }
+            | BatchOp::Release { ns, key, .. }
+            | BatchOp::Delete { ns, key } => (ns, key),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let (ns, key) = self.target();
+        validate_namespace(ns)?;
+        validate_key(key)?;
+        match self {
+            BatchOp::Claim { req, .. } => req.validate(),
+            BatchOp::Checkpoint { req, .. } => req.validate(),
+            BatchOp::Complete { req, .. } => req.validate(),
+            BatchOp::Release { .. } | BatchOp::Delete { .. } => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_charset_and_length() {
+        assert!(validate_namespace("payments.v2_eu-1").is_ok());
+        assert!(validate_namespace("").is_err());
+        assert!(validate_namespace("a/b").is_err());
+        assert!(validate_namespace("é").is_err());
+        assert!(validate_namespace(&"a".repeat(64)).is_ok());
+        assert!(validate_namespace(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn key_length_is_in_bytes() {
+        assert!(validate_key("k").is_ok());
+        assert!(validate_key("").is_err());
+        assert!(validate_key(&"é".repeat(256)).is_ok());
+        assert!(validate_key(&"é".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn claim_bounds() {
+        let ok = ClaimRequest { lease_ms: Some(100), retention_ms: Some(1000), ..Default::default() };
+        assert!(ok.validate().is_ok());
+        for bad in [
+            ClaimRequest { lease_ms: Some(99), ..Default::default() },
+            ClaimRequest { lease_ms: Some(86_400_001), ..Default::default() },
+            ClaimRequest { retention_ms: Some(999), ..Default::default() },
+            ClaimRequest { retention_ms: Some(2_592_000_001), ..Default::default() },
+            ClaimRequest { fingerprint: Some("f".repeat(257)), ..Default::default() },
+            ClaimRequest { owner: Some("o".repeat(129)), ..Default::default() },
+            ClaimRequest { claim_id: Some("c".repeat(129)), ..Default::default() },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn batch_op_wire_shape() {
+        let op: BatchOp = serde_json::from_str(
+            r#"{"op":"claim","ns":"orders","key":"m-1","lease_ms":500,"claim_id":"c1"}"#,
+        )
+        .unwrap();
+        match &op {
+            BatchOp::Claim { ns, key, req } => {
+                assert_eq!((ns.as_str(), key.as_str()), ("orders", "m-1"));
+                assert_eq!(req.lease_ms, Some(500));
+                assert_eq!(req.claim_id.as_deref(), Some("c1"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let op: BatchOp =
+            serde_json::from_str(r#"{"op":"complete","ns":"o","key":"k","token":7,"result":{"id":1}}"#).unwrap();
+        assert!(matches!(op, BatchOp::Complete { req: CompleteRequest { token: 7, .. }, .. }));
+    }
+
+    #[test]
+    fn claim_response_is_tagged_by_outcome() {
+        let json = r#"{"outcome":"in_progress","record":{"namespace":"n","key":"k","state":"in_progress",
+            "token":3,"attempt":1,"claim_id":null,"owner":null,"fingerprint":null,"checkpoint":null,
+            "result":null,"created_at_ms":1,"updated_at_ms":1,"lease_expires_at_ms":2,"expires_at_ms":9}}"#;
+        let r: ClaimResponse = serde_json::from_str(json).unwrap();
+        assert!(matches!(r, ClaimResponse::InProgress { record } if record.token == 3));
+    }
+}
