@@ -1,0 +1,72 @@
+//! Followers forward writes and linearizable reads to the leader, one hop,
+//! within the request deadline, so a client may call any node. Stale reads and
+//! cluster status are answered where they arrive.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use idem_client::proto::{Consistency, GetQuery};
+
+use super::extract::BodyLimit;
+use crate::app::App;
+use crate::error::ApiError;
+
+/// Marks a forwarded request so the receiver never forwards it again.
+pub const FORWARDED_BY: &str = "x-idem-forwarded-by";
+
+fn query(req: &Request) -> GetQuery {
+    axum::extract::Query::<GetQuery>::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default()
+}
+
+/// Whether the request must be served by the leader.
+fn needs_leader(req: &Request) -> bool {
+    if req.headers().contains_key(FORWARDED_BY) {
+        return false;
+    }
+    match *req.method() {
+        Method::GET => req.uri().path().starts_with("/v1/ns/") && query(req).consistency == Consistency::Linearizable,
+        _ => true,
+    }
+}
+
+pub async fn to_leader(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if !needs_leader(&req) {
+        return next.run(req).await;
+    }
+    match app.leader(app.config.request_timeout).await {
+        Some((id, _)) if id == app.id => next.run(req).await,
+        Some((_, addr)) => proxy(&app, &addr, req).await.unwrap_or_else(IntoResponse::into_response),
+        None => ApiError::Unavailable("no leader is known".into()).into_response(),
+    }
+}
+
+async fn proxy(app: &App, leader: &str, req: Request) -> Result<Response, ApiError> {
+    let wait = Duration::from_millis(query(&req).wait_ms.unwrap_or(0));
+    let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge(limit))?;
+    let mut out = app
+        .http
+        .request(parts.method.clone(), format!("http://{leader}{path}"))
+        .header(FORWARDED_BY, app.id.to_string())
+        .timeout(app.config.request_timeout + wait)
+        .body(body);
+    if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
+        out = out.header(header::CONTENT_TYPE, ct.clone());
+    }
+    let resp = out.send().await.map_err(|e| ApiError::Unavailable(format!("forwarding to the leader failed: {e}")))?;
+    let mut builder = Response::builder().status(resp.status());
+    for name in [header::CONTENT_TYPE, header::RETRY_AFTER] {
+        if let Some(v) = resp.headers().get(&name) {
+            builder = builder.header(name, v.clone());
+        }
+    }
+    let bytes = resp.bytes().await.map_err(|e| ApiError::Unavailable(format!("the leader's answer was cut: {e}")))?;
+    builder.body(Body::from(bytes)).map_err(ApiError::internal)
+}

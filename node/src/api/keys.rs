@@ -1,0 +1,90 @@
+//! `/v1/ns/{ns}/keys/{key}...`: claim, checkpoint, complete, release, read, delete.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::Json;
+use idem_client::proto::{
+    BatchOp, CheckpointRequest, ClaimRequest, CompleteRequest, Consistency, GetQuery, Record, RecordState,
+    ReleaseRequest,
+};
+
+use super::extract::{JsonBody, QueryArgs, RecordPath};
+use super::ops::resolve;
+use super::reply::Reply;
+use crate::app::App;
+use crate::error::ApiError;
+use crate::registry::Command;
+
+/// Validate, propose as one entry, and answer with the operation's outcome.
+async fn execute(app: &App, op: BatchOp) -> Result<Reply, ApiError> {
+    let op = resolve(op)?;
+    let mut resp = app.propose(Command::Op(op)).await?;
+    let outcome = resp.outcomes.pop().ok_or_else(|| ApiError::internal("an operation applied without outcome"))?;
+    Ok(outcome.into())
+}
+
+pub async fn claim(
+    State(app): State<Arc<App>>,
+    RecordPath(id): RecordPath,
+    JsonBody(req): JsonBody<ClaimRequest>,
+) -> Result<Reply, ApiError> {
+    execute(&app, BatchOp::Claim { ns: id.ns, key: id.key, req }).await
+}
+
+pub async fn checkpoint(
+    State(app): State<Arc<App>>,
+    RecordPath(id): RecordPath,
+    JsonBody(req): JsonBody<CheckpointRequest>,
+) -> Result<Reply, ApiError> {
+    execute(&app, BatchOp::Checkpoint { ns: id.ns, key: id.key, req }).await
+}
+
+pub async fn complete(
+    State(app): State<Arc<App>>,
+    RecordPath(id): RecordPath,
+    JsonBody(req): JsonBody<CompleteRequest>,
+) -> Result<Reply, ApiError> {
+    execute(&app, BatchOp::Complete { ns: id.ns, key: id.key, req }).await
+}
+
+pub async fn release(
+    State(app): State<Arc<App>>,
+    RecordPath(id): RecordPath,
+    JsonBody(req): JsonBody<ReleaseRequest>,
+) -> Result<Reply, ApiError> {
+    execute(&app, BatchOp::Release { ns: id.ns, key: id.key, req }).await
+}
+
+pub async fn delete(State(app): State<Arc<App>>, RecordPath(id): RecordPath) -> Result<Reply, ApiError> {
+    execute(&app, BatchOp::Delete { ns: id.ns, key: id.key }).await
+}
+
+/// Read a record. Linearizable reads were forwarded to the leader, which
+/// confirms its leadership first; with `wait_ms`, an in-progress record is
+/// watched (woken by each applied entry, no polling) until it settles.
+pub async fn get(
+    State(app): State<Arc<App>>,
+    RecordPath(id): RecordPath,
+    QueryArgs(query): QueryArgs<GetQuery>,
+) -> Result<Json<Record>, ApiError> {
+    query.validate().map_err(|e| ApiError::BadRequest(e.0))?;
+    if query.consistency == Consistency::Linearizable {
+        app.ensure_linearizable().await?;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(query.wait_ms.unwrap_or(0));
+    let mut applied = app.view.subscribe();
+    loop {
+        applied.borrow_and_update();
+        let record = app.view.get(&id)?.ok_or(ApiError::NotFound)?;
+        if record.state == RecordState::Completed || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(record.to_wire(&id)));
+        }
+        match tokio::time::timeout_at(deadline, applied.changed()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(_)) => return Err(ApiError::Unavailable("the node is shutting down".into())),
+            Err(_) => return Ok(Json(record.to_wire(&id))),
+        }
+    }
+}

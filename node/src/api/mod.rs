@@ -1,0 +1,61 @@
+//! The HTTP surface of a node: the client API of API.md, Raft RPC, health and
+//! metrics, all on one port.
+
+mod batch;
+mod cluster;
+mod debug;
+mod extract;
+mod forward;
+mod health;
+mod keys;
+mod ops;
+mod raft;
+mod reply;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::telemetry;
+
+/// Raft messages (log batches, snapshot chunks) may exceed the client body limit.
+const RAFT_BODY_LIMIT: usize = 256 * 1024 * 1024;
+
+pub fn router(app: Arc<App>) -> Router {
+    let limit = app.config.max_body_bytes;
+    let client_api = Router::new()
+        .route("/v1/ns/{ns}/keys/{key}/claim", post(keys::claim))
+        .route("/v1/ns/{ns}/keys/{key}/checkpoint", post(keys::checkpoint))
+        .route("/v1/ns/{ns}/keys/{key}/complete", post(keys::complete))
+        .route("/v1/ns/{ns}/keys/{key}/release", post(keys::release))
+        .route("/v1/ns/{ns}/keys/{key}", get(keys::get).delete(keys::delete))
+        .route("/v1/batch", post(batch::batch))
+        .route("/v1/cluster", get(cluster::status))
+        .route("/v1/cluster/learners", post(cluster::add_learner))
+        .route("/v1/cluster/voters", post(cluster::change_voters))
+        .route_layer(from_fn_with_state(app.clone(), forward::to_leader))
+        .route_layer(from_fn_with_state(limit, extract::limit_body))
+        .layer(DefaultBodyLimit::max(limit));
+    let mut ops = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(telemetry::render));
+    if app.config.test_hooks {
+        ops = ops.route("/debug/clock-offset", post(debug::clock_offset));
+    }
+    Router::new()
+        .merge(client_api)
+        .merge(ops)
+        .merge(raft::routes().layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT)))
+        .fallback(|| async { ApiError::NotFound.into_response() })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })
+        .layer(from_fn(telemetry::track_http))
+        .with_state(app)
+}
+

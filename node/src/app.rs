@@ -1,0 +1,129 @@
+//! The running node as handlers see it: Raft, the applied state, the clock,
+//! and the one way every write is proposed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::ServerState;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::registry::{Command, Request, Response};
+use crate::store::StateView;
+use crate::types::{NodeId, Raft, RaftMetrics};
+
+/// The leader `m` names, unless it names this node while this node is not
+/// leading: a restarted leader reloads its own committed vote and reports
+/// itself as leader before it has learned otherwise.
+pub fn known_leader(m: &RaftMetrics) -> Option<NodeId> {
+    let id = m.current_leader?;
+    (id != m.id || m.state == ServerState::Leader).then_some(id)
+}
+
+pub struct App {
+    pub id: NodeId,
+    pub raft: Raft,
+    pub view: Arc<StateView>,
+    pub committed: Arc<AtomicU64>,
+    pub clock: Clock,
+    pub config: Config,
+    /// Pooled client for forwarding requests to the leader.
+    pub http: reqwest::Client,
+    /// Monotonic ms (since `started`) of this node's last proposal; an idle
+    /// leader ticks after it. Monotonic, so a skewed wall clock cannot stop ticks.
+    last_proposal_ms: AtomicU64,
+    started: Instant,
+}
+
+impl App {
+    pub fn new(
+        config: Config,
+        raft: Raft,
+        view: Arc<StateView>,
+        committed: Arc<AtomicU64>,
+        http: reqwest::Client,
+    ) -> Self {
+        App {
+            id: config.id,
+            raft,
+            view,
+            committed,
+            clock: Clock::default(),
+            config,
+            http,
+            last_proposal_ms: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn metrics(&self) -> RaftMetrics {
+        self.raft.metrics().borrow().clone()
+    }
+
+    pub fn ms_since_last_proposal(&self) -> u64 {
+        self.monotonic_ms().saturating_sub(self.last_proposal_ms.load(Ordering::Relaxed))
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Stamp `cmd` with this node's clock and replicate it; answers once a
+    /// majority has it on disk and it is applied here. openraft batches
+    /// concurrent proposals into shared appends (and so shared fsyncs).
+    pub async fn propose(&self, cmd: Command) -> Result<Response, ApiError> {
+        let term = self.raft.metrics().borrow().current_term;
+        let stamp_ms = self.clock.stamp(term, self.view.clock_ms());
+        self.last_proposal_ms.store(self.monotonic_ms(), Ordering::Relaxed);
+        let write = self.raft.client_write(Request { stamp_ms, cmd });
+        match tokio::time::timeout(self.config.request_timeout, write).await {
+            Ok(Ok(resp)) => Ok(resp.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                Err(ApiError::Unavailable("this node lost leadership".into()))
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                Err(ApiError::BadRequest(e.to_string()))
+            }
+            Ok(Err(RaftError::Fatal(e))) => Err(ApiError::Unavailable(format!("raft stopped: {e}"))),
+            Err(_) => Err(ApiError::Unavailable("no quorum within the request deadline".into())),
+        }
+    }
+
+    /// Confirm leadership with a quorum and wait until this node has applied
+    /// everything committed before the read began.
+    pub async fn ensure_linearizable(&self) -> Result<(), ApiError> {
+        match tokio::time::timeout(self.config.request_timeout, self.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(ApiError::Unavailable(format!("cannot confirm leadership: {e}"))),
+            Err(_) => Err(ApiError::Unavailable("no quorum within the request deadline".into())),
+        }
+    }
+
+    /// The leader's id and address, waiting up to `within` for one to be known.
+    pub async fn leader(&self, within: Duration) -> Option<(NodeId, String)> {
+        let mut rx = self.raft.metrics();
+        let find = |m: &RaftMetrics| {
+            let id = known_leader(m)?;
+            let node = m.membership_config.membership().get_node(&id)?;
+            Some((id, node.addr.clone()))
+        };
+        let wait = async {
+            loop {
+                if let Some(found) = find(&rx.borrow_and_update()) {
+                    return Some(found);
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(within, wait).await.ok().flatten()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+}

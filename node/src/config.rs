@@ -1,0 +1,126 @@
+//! Command-line flags, each also an `IDEM_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::types::NodeId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// A node of idem, the replicated idempotency-key registry.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "idem-node", version, about)]
+pub struct Config {
+    /// This node's id, unique in the cluster (1, 2, 3, ...).
+    #[arg(long, env = "IDEM_ID")]
+    pub id: NodeId,
+
+    /// Address to bind the HTTP port on (client API and Raft RPC).
+    #[arg(long, env = "IDEM_LISTEN", default_value = "127.0.0.1:7001")]
+    pub listen: SocketAddr,
+
+    /// Address other nodes and forwarded clients reach this node at; defaults to --listen.
+    #[arg(long, env = "IDEM_ADVERTISE")]
+    pub advertise: Option<String>,
+
+    /// Directory of this node's database and snapshots.
+    #[arg(long, env = "IDEM_DATA_DIR", default_value = "./data/node")]
+    pub data_dir: PathBuf,
+
+    /// Members of a new cluster, `1=host:port,2=host:port,...`. Used only when the
+    /// data directory holds no cluster yet; a restarted node ignores it.
+    #[arg(long, env = "IDEM_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+
+    /// Log output: `human` for people, `json` for machines.
+    #[arg(long, env = "IDEM_LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` syntax (e.g. `info`, `idem_node=debug,openraft=warn`).
+    #[arg(long, env = "IDEM_LOG", default_value = "info,openraft=warn")]
+    pub log: String,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "IDEM_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Deadline for a request to reach a quorum (or the leader) before 503.
+    #[arg(long, env = "IDEM_REQUEST_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Leader heartbeat interval.
+    #[arg(long, env = "IDEM_HEARTBEAT", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+
+    /// Minimum election timeout (the maximum is twice this).
+    #[arg(long, env = "IDEM_ELECTION_TIMEOUT", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub election_timeout: Duration,
+
+    /// An idle leader proposes a tick after this long, so the replicated clock advances.
+    #[arg(long, env = "IDEM_TICK_INTERVAL", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub tick_interval: Duration,
+
+    /// Size of the storage engine's page cache, in MiB.
+    #[arg(long, env = "IDEM_CACHE_MB", default_value_t = 256)]
+    pub cache_mb: u64,
+
+    /// Build a snapshot (and compact the log) after this many applied entries.
+    #[arg(long, env = "IDEM_SNAPSHOT_THRESHOLD", default_value_t = 20_000)]
+    pub snapshot_threshold: u64,
+
+    /// Log entries kept behind a snapshot, so slightly lagging followers catch up without one.
+    #[arg(long, env = "IDEM_KEEP_LOGS", default_value_t = 1_000)]
+    pub keep_logs: u64,
+
+    /// Enable test-only endpoints (`POST /debug/clock-offset`). Never in production.
+    #[arg(long, env = "IDEM_TEST_HOOKS", default_value_t = false)]
+    pub test_hooks: bool,
+}
+
+impl Config {
+    pub fn advertise_addr(&self) -> String {
+        self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
+    }
+
+    /// Parse `--initial-cluster` into `(id, address)` pairs.
+    pub fn initial_members(&self) -> Result<Vec<(NodeId, String)>, String> {
+        let Some(spec) = &self.initial_cluster else { return Ok(Vec::new()) };
+        spec.split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|part| {
+                let (id, addr) = part.split_once('=').ok_or_else(|| format!("`{part}` is not id=host:port"))?;
+                let id = id.trim().parse().map_err(|_| format!("`{id}` is not a node id"))?;
+                Ok((id, addr.trim().to_owned()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_cluster_parses_and_rejects_garbage() {
+        let mut c = Config::parse_from(["idem-node", "--id", "1", "--initial-cluster", "1=a:1, 2=b:2"]);
+        assert_eq!(c.initial_members().unwrap(), vec![(1, "a:1".into()), (2, "b:2".into())]);
+        c.initial_cluster = Some("1=a:1,x".into());
+        assert!(c.initial_members().is_err());
+        c.initial_cluster = Some("one=a:1".into());
+        assert!(c.initial_members().is_err());
+    }
+
+    #[test]
+    fn durations_are_human() {
+        let c = Config::parse_from(["idem-node", "--id", "2", "--request-timeout", "1500ms"]);
+        assert_eq!(c.request_timeout, Duration::from_millis(1500));
+        assert_eq!(c.advertise_addr(), "127.0.0.1:7001");
+    }
+}

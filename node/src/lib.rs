@@ -1,0 +1,109 @@
+//! # idem-node
+//!
+//! A node of idem, the replicated idempotency-key registry: openraft over sled,
+//! the registry state machine, and the HTTP API of `shared/API.md`.
+//!
+//! # Layout
+//! - [`registry`]: the pure semantics (claim, checkpoint, complete, ...), no I/O.
+//! - [`store`]: the Raft log and the state machine on sled; snapshots.
+//! - [`network`]: the Raft RPC client (HTTP + bincode, pooled connections).
+//! - [`api`]: the HTTP routes: client API, forwarding, Raft RPC server, health.
+//! - [`app`]: the running node as handlers see it; the one way to propose.
+//! - [`types`]: openraft's type configuration and aliases.
+//! - [`config`], [`clock`], [`telemetry`], [`ticker`], [`error`].
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod network;
+pub mod registry;
+pub mod store;
+pub mod telemetry;
+pub mod ticker;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::App;
+use config::Config;
+use error::NodeError;
+use types::{NodeAddr, Raft};
+
+fn raft_config(config: &Config) -> Result<openraft::Config, NodeError> {
+    let ms = |d: Duration| d.as_millis() as u64;
+    openraft::Config {
+        cluster_name: "idem".into(),
+        heartbeat_interval: ms(config.heartbeat),
+        election_timeout_min: ms(config.election_timeout),
+        election_timeout_max: ms(config.election_timeout) * 2,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_threshold),
+        max_in_snapshot_log_to_keep: config.keep_logs,
+        install_snapshot_timeout: 10_000,
+        snapshot_max_chunk_size: 1024 * 1024,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| NodeError::Config(e.to_string()))
+}
+
+/// Form the cluster from `--initial-cluster` unless the data directory already
+/// holds one. Every initial member may call this with the same membership.
+async fn initialize(raft: &Raft, config: &Config) -> Result<(), NodeError> {
+    if raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+        tracing::info!("resuming the cluster found in the data directory");
+        return Ok(());
+    }
+    let members = config.initial_members().map_err(NodeError::Config)?;
+    if members.is_empty() {
+        tracing::info!("no --initial-cluster: waiting to be added to a cluster");
+        return Ok(());
+    }
+    let nodes: BTreeMap<_, _> = members.into_iter().map(|(id, addr)| (id, NodeAddr { addr })).collect();
+    if !nodes.contains_key(&config.id) {
+        return Err(NodeError::Config(format!("--initial-cluster does not list this node's id {}", config.id)));
+    }
+    match raft.initialize(nodes).await {
+        Ok(()) => tracing::info!("initialized a new cluster"),
+        Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+        Err(e) => return Err(NodeError::Raft(e.to_string())),
+    }
+    Ok(())
+}
+
+/// Run a node on `listener` until `shutdown` resolves, then stop gracefully:
+/// finish in-flight requests, then shut Raft down.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    telemetry::install_metrics();
+    let (log, sm) = store::open(&config.data_dir, config.cache_mb * 1024 * 1024)?;
+    let view = sm.view();
+    let committed = log.committed_index();
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network::Network::new(http.clone()), log, sm)
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    initialize(&raft, &config).await?;
+    let app = Arc::new(App::new(config, raft.clone(), view, committed, http));
+    let ticker = tokio::spawn(ticker::run(app.clone()));
+    tracing::info!(id = app.id, listen = %listener.local_addr()?, advertise = %app.config.advertise_addr(), "serving");
+    let served = axum::serve(listener, api::router(app.clone())).with_graceful_shutdown(shutdown).await;
+    ticker.abort();
+    tracing::info!("shutting down raft");
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!(error = %e, "raft shutdown");
+    }
+    served.map_err(NodeError::from)
+}

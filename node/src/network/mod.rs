@@ -1,0 +1,121 @@
+//! Raft RPC client: openraft's network traits over HTTP, bincode bodies.
+//!
+//! One `reqwest::Client` is shared by every peer connection, so TCP connections
+//! to a peer are pooled and kept alive across RPCs. Each RPC is bounded by the
+//! TTL openraft gives it.
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::types::{NodeAddr, NodeId, TypeConfig};
+
+/// Paths of the Raft RPC routes, shared with the server side in `api::raft`.
+pub mod paths {
+    pub const APPEND: &str = "/raft/append";
+    pub const VOTE: &str = "/raft/vote";
+    pub const SNAPSHOT: &str = "/raft/snapshot";
+}
+
+pub const BINCODE: &str = "application/x-bincode";
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::error::EncodeError> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard())
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map(|(v, _)| v)
+}
+
+#[derive(Clone)]
+pub struct Network {
+    http: reqwest::Client,
+}
+
+impl Network {
+    pub fn new(http: reqwest::Client) -> Self {
+        Network { http }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeAddr) -> Self::Network {
+        PeerClient { http: self.http.clone(), target, base: format!("http://{}", node.addr) }
+    }
+}
+
+pub struct PeerClient {
+    http: reqwest::Client,
+    target: NodeId,
+    base: String,
+}
+
+type RpcResult<T, E> = Result<T, RPCError<NodeId, NodeAddr, RaftError<NodeId, E>>>;
+
+impl PeerClient {
+    async fn call<Req, Resp, E>(&self, path: &str, req: &Req, option: &RPCOption) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let body = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let resp = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .header(reqwest::header::CONTENT_TYPE, BINCODE)
+            .timeout(option.hard_ttl())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    RPCError::Unreachable(Unreachable::new(&e))
+                } else {
+                    RPCError::Network(NetworkError::new(&e))
+                }
+            })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if !status.is_success() {
+            let msg = format!("{path} answered {status}: {}", String::from_utf8_lossy(&bytes));
+            return Err(RPCError::Network(NetworkError::new(&std::io::Error::other(msg))));
+        }
+        let result: Result<Resp, RaftError<NodeId, E>> =
+            decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
+        self.call(paths::APPEND, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        self.call(paths::SNAPSHOT, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, openraft::error::Infallible> {
+        self.call(paths::VOTE, &rpc, &option).await
+    }
+}

@@ -1,0 +1,227 @@
+//! Applying one committed entry: advance the replicated clock, remove what has
+//! expired (bounded), then decide each operation against the clock.
+
+use idem_client::proto::RecordState;
+use serde::{Deserialize, Serialize};
+
+use super::{Command, Op, Outcome, RecordId, Request, Response, StoredCheckpoint, StoredRecord, Tables};
+
+/// At most this many expired records are removed per applied entry, so one entry
+/// never does unbounded work; idle leaders tick, so the backlog still drains.
+pub const SWEEP_LIMIT: usize = 256;
+
+/// The state machine's scalars, stored atomically with the records they describe.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// `max` of every applied stamp: the only clock expiry is judged by.
+    pub clock_ms: u64,
+    /// Records present in the tables (live, or expired and not yet swept).
+    pub records: u64,
+    /// Records removed by expiry over the state machine's life.
+    pub expired_total: u64,
+}
+
+/// Apply the entry at log `index`. The index is the fencing token of any claim it grants.
+pub fn apply(tables: &mut impl Tables, meta: &mut Meta, index: u64, req: &Request) -> Response {
+    meta.clock_ms = meta.clock_ms.max(req.stamp_ms);
+    sweep(tables, meta);
+    let mut ctx = Ctx { tables, meta, index };
+    let outcomes = match &req.cmd {
+        Command::Op(op) => vec![ctx.op(op)],
+        Command::Batch(ops) => ops.iter().map(|op| ctx.op(op)).collect(),
+        Command::Tick => Vec::new(),
+    };
+    Response { outcomes }
+}
+
+fn sweep(tables: &mut impl Tables, meta: &mut Meta) {
+    for (at, id) in tables.expired(meta.clock_ms, SWEEP_LIMIT) {
+        tables.remove(&id, at);
+        meta.records -= 1;
+        meta.expired_total += 1;
+    }
+}
+
+struct Ctx<'a, T> {
+    tables: &'a mut T,
+    meta: &'a mut Meta,
+    index: u64,
+}
+
+impl<T: Tables> Ctx<'_, T> {
+    fn clock(&self) -> u64 {
+        self.meta.clock_ms
+    }
+
+    fn op(&mut self, op: &Op) -> Outcome {
+        match op {
+            Op::Claim { id, lease_ms, retention_ms, fingerprint, owner, claim_id } => {
+                self.claim(id, *lease_ms, *retention_ms, fingerprint, owner, claim_id)
+            }
+            Op::Checkpoint { id, token, stage, data_json, lease_ms } => {
+                self.checkpoint(id, *token, stage, data_json, *lease_ms)
+            }
+            Op::Complete { id, token, result_json, retention_ms } => {
+                self.complete(id, *token, result_json, *retention_ms)
+            }
+            Op::Release { id, token } => self.release(id, *token),
+            Op::Delete { id } => self.delete(id),
+        }
+    }
+
+    /// The stored record and whether it is live. An expired record not yet swept
+    /// is absent to every operation, but its index entry must still be moved.
+    fn lookup(&self, id: &RecordId) -> (Option<StoredRecord>, Option<u64>) {
+        let stored = self.tables.get(id);
+        let old_expiry = stored.as_ref().map(|r| r.expires_at_ms);
+        (stored.filter(|r| r.is_live(self.clock())), old_expiry)
+    }
+
+    fn store(&mut self, id: &RecordId, record: StoredRecord, old_expiry: Option<u64>) {
+        if old_expiry.is_none() {
+            self.meta.records += 1;
+        }
+        self.tables.put(id, record, old_expiry);
+    }
+
+    fn forget(&mut self, id: &RecordId, record: &StoredRecord) {
+        self.tables.remove(id, record.expires_at_ms);
+        self.meta.records -= 1;
+    }
+
+    fn claim(
+        &mut self,
+        id: &RecordId,
+        lease_ms: u64,
+        retention_ms: u64,
+        fingerprint: &Option<String>,
+        owner: &Option<String>,
+        claim_id: &Option<String>,
+    ) -> Outcome {
+        let now = self.clock();
+        let (live, old_expiry) = self.lookup(id);
+        let Some(mut rec) = live else {
+            let rec = StoredRecord {
+                state: RecordState::InProgress,
+                token: self.index,
+                attempt: 1,
+                claim_id: claim_id.clone(),
+                owner: owner.clone(),
+                fingerprint: fingerprint.clone(),
+                checkpoint: None,
+                result_json: None,
+                created_at_ms: now,
+                updated_at_ms: now,
+                lease_expires_at_ms: Some(now.saturating_add(lease_ms)),
+                expires_at_ms: now.saturating_add(retention_ms),
+                retention_ms,
+            };
+            let record = rec.to_wire(id);
+            self.store(id, rec, old_expiry);
+            return Outcome::Acquired { token: self.index, takeover: false, record };
+        };
+        if rec.fingerprint.is_some() && rec.fingerprint != *fingerprint {
+            return Outcome::FingerprintMismatch;
+        }
+        if rec.state == RecordState::Completed {
+            return Outcome::Completed { record: rec.to_wire(id) };
+        }
+        if claim_id.is_some() && rec.claim_id == *claim_id {
+            // A retry of the call that holds the key: the same answer again.
+            return Outcome::Acquired { token: rec.token, takeover: rec.attempt > 1, record: rec.to_wire(id) };
+        }
+        let lease_end = rec.lease_expires_at_ms.unwrap_or(0);
+        if now < lease_end {
+            return Outcome::InProgress { record: rec.to_wire(id), retry_after_ms: lease_end - now };
+        }
+        // Abandoned: take over, keeping the checkpoint so the new holder resumes.
+        rec.token = self.index;
+        rec.attempt += 1;
+        rec.claim_id = claim_id.clone();
+        rec.owner = owner.clone();
+        if fingerprint.is_some() {
+            rec.fingerprint = fingerprint.clone();
+        }
+        rec.updated_at_ms = now;
+        rec.lease_expires_at_ms = Some(now.saturating_add(lease_ms));
+        rec.expires_at_ms = now.saturating_add(retention_ms);
+        rec.retention_ms = retention_ms;
+        let record = rec.to_wire(id);
+        self.store(id, rec, old_expiry);
+        Outcome::Acquired { token: self.index, takeover: true, record }
+    }
+
+    /// The live, in-progress record held by `token`, or the outcome that refuses.
+    fn held(&self, id: &RecordId, token: u64) -> Result<StoredRecord, Outcome> {
+        match self.lookup(id).0 {
+            None => Err(Outcome::NotFound),
+            Some(rec) if rec.state == RecordState::Completed || rec.token != token => Err(Outcome::Fenced),
+            Some(rec) => Ok(rec),
+        }
+    }
+
+    fn checkpoint(&mut self, id: &RecordId, token: u64, stage: &str, data_json: &str, lease_ms: Option<u64>) -> Outcome {
+        let mut rec = match self.held(id, token) {
+            Ok(rec) => rec,
+            Err(refused) => return refused,
+        };
+        let now = self.clock();
+        rec.checkpoint = Some(StoredCheckpoint { stage: stage.to_owned(), data_json: data_json.to_owned(), at_ms: now });
+        if let Some(lease_ms) = lease_ms {
+            rec.lease_expires_at_ms = Some(now.saturating_add(lease_ms));
+        }
+        rec.updated_at_ms = now;
+        let record = rec.to_wire(id);
+        let old_expiry = Some(rec.expires_at_ms);
+        self.store(id, rec, old_expiry);
+        Outcome::Done { record }
+    }
+
+    fn complete(&mut self, id: &RecordId, token: u64, result_json: &str, retention_ms: Option<u64>) -> Outcome {
+        if let Some(rec) = self.lookup(id).0 {
+            if rec.state == RecordState::Completed && rec.token == token {
+                // A repeated completion by the same holder changes nothing.
+                return Outcome::Done { record: rec.to_wire(id) };
+            }
+        }
+        let mut rec = match self.held(id, token) {
+            Ok(rec) => rec,
+            Err(refused) => return refused,
+        };
+        let now = self.clock();
+        let old_expiry = Some(rec.expires_at_ms);
+        rec.state = RecordState::Completed;
+        rec.result_json = Some(result_json.to_owned());
+        rec.lease_expires_at_ms = None;
+        rec.updated_at_ms = now;
+        rec.retention_ms = retention_ms.unwrap_or(rec.retention_ms);
+        rec.expires_at_ms = now.saturating_add(rec.retention_ms);
+        let record = rec.to_wire(id);
+        self.store(id, rec, old_expiry);
+        Outcome::Done { record }
+    }
+
+    fn release(&mut self, id: &RecordId, token: u64) -> Outcome {
+        match self.held(id, token) {
+            Ok(rec) => {
+                self.forget(id, &rec);
+                Outcome::Done { record: rec.to_wire(id) }
+            }
+            Err(refused) => refused,
+        }
+    }
+
+    fn delete(&mut self, id: &RecordId) -> Outcome {
+        match self.lookup(id).0 {
+            Some(rec) => {
+                self.forget(id, &rec);
+                Outcome::Done { record: rec.to_wire(id) }
+            }
+            None => Outcome::NotFound,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;

@@ -1,0 +1,272 @@
+//! Unit and property tests of the registry semantics, over in-memory tables.
+
+use idem_client::proto::RecordState;
+use proptest::prelude::*;
+
+use super::super::strategies::arb_log;
+
+use super::*;
+use crate::registry::MemTables;
+
+/// A replica in miniature: tables, meta and the next log index.
+#[derive(Default)]
+struct Replica {
+    tables: MemTables,
+    meta: Meta,
+    index: u64,
+}
+
+impl Replica {
+    fn run(&mut self, stamp_ms: u64, cmd: Command) -> Response {
+        self.index += 1;
+        apply(&mut self.tables, &mut self.meta, self.index, &Request { stamp_ms, cmd })
+    }
+
+    fn op(&mut self, stamp_ms: u64, op: Op) -> Outcome {
+        self.run(stamp_ms, Command::Op(op)).outcomes.remove(0)
+    }
+}
+
+fn id(key: &str) -> RecordId {
+    RecordId::new("payments", key)
+}
+
+fn claim(key: &str, claim_id: Option<&str>, fingerprint: Option<&str>) -> Op {
+    Op::Claim {
+        id: id(key),
+        lease_ms: 1_000,
+        retention_ms: 10_000,
+        fingerprint: fingerprint.map(str::to_owned),
+        owner: Some("test".into()),
+        claim_id: claim_id.map(str::to_owned),
+    }
+}
+
+fn complete(key: &str, token: u64) -> Op {
+    Op::Complete { id: id(key), token, result_json: r#"{"ok":1}"#.into(), retention_ms: None }
+}
+
+fn checkpoint(key: &str, token: u64, lease_ms: Option<u64>) -> Op {
+    Op::Checkpoint { id: id(key), token, stage: "charged".into(), data_json: r#"{"psp":"ch_1"}"#.into(), lease_ms }
+}
+
+fn acquired_token(outcome: &Outcome) -> u64 {
+    match outcome {
+        Outcome::Acquired { token, .. } => *token,
+        other => panic!("expected acquired, got {other:?}"),
+    }
+}
+
+#[test]
+fn first_claim_acquires_with_the_entry_index_as_token() {
+    let mut r = Replica::default();
+    r.run(1_000, Command::Tick);
+    match r.op(1_000, claim("k", Some("c1"), None)) {
+        Outcome::Acquired { token, takeover, record } => {
+            assert_eq!(token, 2);
+            assert!(!takeover);
+            assert_eq!(record.attempt, 1);
+            assert_eq!(record.state, RecordState::InProgress);
+            assert_eq!(record.lease_expires_at_ms, Some(2_000));
+            assert_eq!(record.expires_at_ms, 11_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.meta.records, 1);
+}
+
+#[test]
+fn second_claim_is_in_progress_with_time_left() {
+    let mut r = Replica::default();
+    r.op(1_000, claim("k", Some("c1"), None));
+    match r.op(1_400, claim("k", Some("c2"), None)) {
+        Outcome::InProgress { retry_after_ms, record } => {
+            assert_eq!(retry_after_ms, 600);
+            assert_eq!(record.claim_id.as_deref(), Some("c1"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn retry_with_same_claim_id_gets_the_same_token() {
+    let mut r = Replica::default();
+    let first = acquired_token(&r.op(1_000, claim("k", Some("c1"), None)));
+    let again = acquired_token(&r.op(1_100, claim("k", Some("c1"), None)));
+    assert_eq!(first, again);
+    // A claim without claim_id is never taken as a retry.
+    assert!(matches!(r.op(1_100, claim("k", None, None)), Outcome::InProgress { .. }));
+}
+
+#[test]
+fn expired_lease_is_taken_over_keeping_the_checkpoint() {
+    let mut r = Replica::default();
+    let t1 = acquired_token(&r.op(1_000, claim("k", Some("c1"), None)));
+    assert!(matches!(r.op(1_200, checkpoint("k", t1, None)), Outcome::Done { .. }));
+    match r.op(2_000, claim("k", Some("c2"), None)) {
+        Outcome::Acquired { token, takeover, record } => {
+            assert!(takeover);
+            assert!(token > t1);
+            assert_eq!(record.attempt, 2);
+            assert_eq!(record.checkpoint.expect("kept").stage, "charged");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The old holder is fenced everywhere.
+    assert_eq!(r.op(2_001, checkpoint("k", t1, None)), Outcome::Fenced);
+    assert_eq!(r.op(2_001, complete("k", t1)), Outcome::Fenced);
+    assert_eq!(r.op(2_001, Op::Release { id: id("k"), token: t1 }), Outcome::Fenced);
+}
+
+#[test]
+fn checkpoint_with_lease_extends_it() {
+    let mut r = Replica::default();
+    let t = acquired_token(&r.op(1_000, claim("k", Some("c1"), None)));
+    r.op(1_900, checkpoint("k", t, Some(5_000)));
+    assert!(matches!(r.op(3_000, claim("k", Some("c2"), None)), Outcome::InProgress { .. }));
+}
+
+#[test]
+fn complete_then_replay_and_idempotent_repeat() {
+    let mut r = Replica::default();
+    let t = acquired_token(&r.op(1_000, claim("k", Some("c1"), Some("fp"))));
+    let done = r.op(1_500, complete("k", t));
+    let Outcome::Done { record } = &done else { panic!("{done:?}") };
+    assert_eq!(record.state, RecordState::Completed);
+    assert_eq!(record.lease_expires_at_ms, None);
+    assert_eq!(record.expires_at_ms, 11_500, "retention restarts at completion");
+    assert_eq!(record.result, serde_json::json!({"ok": 1}));
+    assert_eq!(r.op(1_600, complete("k", t)), done, "repeat is a no-op");
+    assert_eq!(r.op(1_600, complete("k", t + 1)), Outcome::Fenced);
+    assert!(matches!(r.op(1_700, claim("k", Some("c9"), Some("fp"))), Outcome::Completed { .. }));
+    assert_eq!(r.op(1_700, checkpoint("k", t, None)), Outcome::Fenced, "completed records take no checkpoint");
+}
+
+#[test]
+fn fingerprint_mismatch_is_refused() {
+    let mut r = Replica::default();
+    r.op(1_000, claim("k", Some("c1"), Some("sha256:a")));
+    assert_eq!(r.op(1_100, claim("k", Some("c2"), Some("sha256:b"))), Outcome::FingerprintMismatch);
+    assert_eq!(r.op(1_100, claim("k", Some("c2"), None)), Outcome::FingerprintMismatch);
+    // No stored fingerprint: nothing to mismatch.
+    r.op(1_000, claim("free", Some("c1"), None));
+    assert!(matches!(r.op(1_100, claim("free", Some("c2"), Some("x"))), Outcome::InProgress { .. }));
+}
+
+#[test]
+fn release_makes_the_key_claimable_afresh() {
+    let mut r = Replica::default();
+    let t = acquired_token(&r.op(1_000, claim("k", Some("c1"), None)));
+    assert!(matches!(r.op(1_100, Op::Release { id: id("k"), token: t }), Outcome::Done { .. }));
+    assert_eq!(r.meta.records, 0);
+    assert_eq!(r.op(1_100, Op::Release { id: id("k"), token: t }), Outcome::NotFound);
+    let t2 = acquired_token(&r.op(1_200, claim("k", Some("c2"), None)));
+    assert!(t2 > t);
+}
+
+#[test]
+fn delete_forgets_any_state() {
+    let mut r = Replica::default();
+    let t = acquired_token(&r.op(1_000, claim("k", None, None)));
+    r.op(1_000, complete("k", t));
+    assert!(matches!(r.op(1_000, Op::Delete { id: id("k") }), Outcome::Done { .. }));
+    assert_eq!(r.op(1_000, Op::Delete { id: id("k") }), Outcome::NotFound);
+    assert!(r.tables.is_empty());
+}
+
+#[test]
+fn unknown_records_are_not_found() {
+    let mut r = Replica::default();
+    assert_eq!(r.op(1, checkpoint("nope", 1, None)), Outcome::NotFound);
+    assert_eq!(r.op(1, complete("nope", 1)), Outcome::NotFound);
+}
+
+#[test]
+fn retention_expiry_makes_records_absent_then_sweeps_them() {
+    let mut r = Replica::default();
+    let t = acquired_token(&r.op(1_000, claim("k", None, None)));
+    r.op(1_000, complete("k", t)); // expires at 11_000
+    assert_eq!(r.meta.records, 1);
+    // The sweep runs first in every entry: at 11_000 the record is gone.
+    r.run(11_000, Command::Tick);
+    assert_eq!(r.meta.records, 0);
+    assert_eq!(r.meta.expired_total, 1);
+    assert!(r.tables.is_empty());
+    let t2 = acquired_token(&r.op(11_001, claim("k", None, None)));
+    assert!(t2 > t);
+}
+
+#[test]
+fn a_lagging_stamp_never_moves_the_clock_back() {
+    let mut r = Replica::default();
+    r.run(5_000, Command::Tick);
+    r.run(4_000, Command::Tick);
+    assert_eq!(r.meta.clock_ms, 5_000);
+    match r.op(3_000, claim("k", None, None)) {
+        Outcome::Acquired { record, .. } => assert_eq!(record.created_at_ms, 5_000),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn sweep_is_bounded_per_entry() {
+    let mut r = Replica::default();
+    let n = SWEEP_LIMIT as u64 + 10;
+    let ops = (0..n).map(|i| claim(&format!("k{i}"), None, None)).collect();
+    r.run(1_000, Command::Batch(ops));
+    assert_eq!(r.meta.records, n);
+    r.run(20_000, Command::Tick);
+    assert_eq!(r.meta.records, 10, "only SWEEP_LIMIT removed by one entry");
+    r.run(20_001, Command::Tick);
+    assert_eq!(r.meta.records, 0);
+}
+
+#[test]
+fn batch_applies_in_order_within_one_entry() {
+    let mut r = Replica::default();
+    let out = r.run(1_000, Command::Batch(vec![claim("a", Some("x"), None), claim("a", Some("y"), None), complete("a", 1)]));
+    assert_eq!(out.outcomes.len(), 3);
+    assert_eq!(acquired_token(&out.outcomes[0]), 1);
+    assert!(matches!(out.outcomes[1], Outcome::InProgress { .. }));
+    assert!(matches!(&out.outcomes[2], Outcome::Done { record } if record.state == RecordState::Completed));
+}
+
+proptest! {
+    /// Replicas applying the same log end in byte-for-byte the same state and give
+    /// the same answers, even when one of them restarts from a copy of its state
+    /// (as after a snapshot install) part way through.
+    #[test]
+    fn replicas_applying_the_same_log_agree(log in arb_log(), cut in any::<prop::sample::Index>()) {
+        let mut a = Replica::default();
+        let mut b = Replica::default();
+        let cut = cut.index(log.len());
+        for (i, req) in log.iter().enumerate() {
+            if i == cut {
+                let image = b.tables.to_bytes();
+                b = Replica { tables: b.tables.clone(), meta: b.meta, index: b.index };
+                prop_assert_eq!(image, b.tables.to_bytes());
+            }
+            let ra = a.run(req.stamp_ms, req.cmd.clone());
+            let rb = b.run(req.stamp_ms, req.cmd.clone());
+            prop_assert_eq!(ra, rb);
+        }
+        prop_assert_eq!(a.tables.to_bytes(), b.tables.to_bytes());
+        prop_assert_eq!(a.meta, b.meta);
+        prop_assert_eq!(a.meta.records as usize, a.tables.len());
+    }
+
+    /// Fencing tokens granted to a key only ever grow.
+    #[test]
+    fn tokens_of_a_key_strictly_increase(log in arb_log()) {
+        let mut r = Replica::default();
+        let mut last = std::collections::BTreeMap::new();
+        for req in log {
+            for outcome in r.run(req.stamp_ms, req.cmd).outcomes {
+                if let Outcome::Acquired { token, record, .. } = outcome {
+                    let prev = last.insert(record.key.clone(), token).unwrap_or(0);
+                    prop_assert!(token >= prev, "token {} after {}", token, prev);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! What a Raft entry carries (a stamped [`Request`]) and what applying it answers.
+//!
+//! JSON values from clients (`result`, checkpoint `data`) travel as JSON text:
+//! the log is bincode, which cannot carry self-describing `serde_json::Value`s.
+
+use idem_client::proto::Record;
+use serde::{Deserialize, Serialize};
+
+/// A record's address: namespace and key, validated by the API before proposal.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RecordId {
+    pub ns: String,
+    pub key: String,
+}
+
+impl RecordId {
+    pub fn new(ns: impl Into<String>, key: impl Into<String>) -> Self {
+        RecordId { ns: ns.into(), key: key.into() }
+    }
+}
+
+/// The application data of one Raft entry: the leader's wall-clock stamp, which
+/// drives the replicated clock, and the command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub stamp_ms: u64,
+    pub cmd: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// One client operation.
+    Op(Op),
+    /// `POST /v1/batch`: applied in order within one entry.
+    Batch(Vec<Op>),
+    /// Proposed by an idle leader so the replicated clock advances without traffic.
+    Tick,
+}
+
+/// A registry operation with every default already resolved by the proposer,
+/// so that applying it needs no configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    Claim {
+        id: RecordId,
+        lease_ms: u64,
+        retention_ms: u64,
+        fingerprint: Option<String>,
+        owner: Option<String>,
+        claim_id: Option<String>,
+    },
+    Checkpoint {
+        id: RecordId,
+        token: u64,
+        stage: String,
+        data_json: String,
+        lease_ms: Option<u64>,
+    },
+    Complete {
+        id: RecordId,
+        token: u64,
+        result_json: String,
+        retention_ms: Option<u64>,
+    },
+    Release {
+        id: RecordId,
+        token: u64,
+    },
+    Delete {
+        id: RecordId,
+    },
+}
+
+/// What one operation decided. The API maps each variant to a status in one place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    Acquired { token: u64, takeover: bool, record: Record },
+    Completed { record: Record },
+    /// Someone else holds a live lease; `retry_after_ms` is what is left of it.
+    InProgress { record: Record, retry_after_ms: u64 },
+    FingerprintMismatch,
+    Fenced,
+    NotFound,
+    /// Checkpoint, complete, release or delete succeeded; the record as it now is
+    /// (or, for release and delete, as it was when it was removed).
+    Done { record: Record },
+}
+
+/// The outcomes of an entry, one per operation (none for a tick or a membership change).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub outcomes: Vec<Outcome>,
+}

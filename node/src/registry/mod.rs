@@ -1,0 +1,20 @@
+//! The registry's semantics, pure: commands in, outcomes out.
+//!
+//! Nothing here knows of sled, HTTP or openraft. [`apply`] reads and writes records
+//! through the [`Tables`] trait; storage decides where they live. Determinism is
+//! the whole contract of this module: given the same tables, meta and entry, every
+//! replica must produce the same writes and the same outcome, so nothing here may
+//! read a wall clock, iterate a hash map, or draw a random number.
+
+mod apply;
+mod command;
+mod record;
+mod tables;
+
+#[cfg(test)]
+pub mod strategies;
+
+pub use apply::{apply, Meta, SWEEP_LIMIT};
+pub use command::{Command, Op, Outcome, RecordId, Request, Response};
+pub use record::{StoredCheckpoint, StoredRecord};
+pub use tables::{MemTables, Tables};

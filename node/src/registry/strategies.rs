@@ -1,0 +1,47 @@
+//! proptest strategies for registry logs, shared by the registry's and the
+//! sled store's property tests.
+
+use proptest::prelude::*;
+
+use super::{Command, Op, RecordId, Request};
+
+fn id(key: &str) -> RecordId {
+    RecordId::new("payments", key)
+}
+
+/// One generated operation over a small key space so that operations collide.
+pub fn arb_op() -> impl Strategy<Value = Op> {
+    let key = prop::sample::select(vec!["a", "b", "c"]).prop_map(id);
+    let cid = prop::option::of(prop::sample::select(vec!["c1", "c2"]).prop_map(String::from));
+    let fp = prop::option::of(prop::sample::select(vec!["f1", "f2"]).prop_map(String::from));
+    let token = 0u64..40;
+    prop_oneof![
+        (key.clone(), 100u64..3_000, 1_000u64..8_000, fp, cid).prop_map(|(id, lease_ms, retention_ms, fingerprint, claim_id)| {
+            Op::Claim { id, lease_ms, retention_ms, fingerprint, owner: None, claim_id }
+        }),
+        (key.clone(), token.clone(), prop::option::of(100u64..3_000)).prop_map(|(id, token, lease_ms)| Op::Checkpoint {
+            id,
+            token,
+            stage: "s".into(),
+            data_json: "1".into(),
+            lease_ms
+        }),
+        (key.clone(), token.clone(), prop::option::of(1_000u64..8_000)).prop_map(|(id, token, retention_ms)| {
+            Op::Complete { id, token, result_json: "true".into(), retention_ms }
+        }),
+        (key.clone(), token).prop_map(|(id, token)| Op::Release { id, token }),
+        key.prop_map(|id| Op::Delete { id }),
+    ]
+}
+
+pub fn arb_log() -> impl Strategy<Value = Vec<Request>> {
+    let cmd = prop_oneof![
+        6 => arb_op().prop_map(Command::Op),
+        2 => prop::collection::vec(arb_op(), 0..5).prop_map(Command::Batch),
+        1 => Just(Command::Tick),
+    ];
+    // Stamps wander, sometimes backwards, as leaders with skewed clocks would.
+    prop::collection::vec((cmd, 0u64..20_000), 1..120)
+        .prop_map(|entries| entries.into_iter().map(|(cmd, stamp_ms)| Request { stamp_ms, cmd }).collect())
+}
+

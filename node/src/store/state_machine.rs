@@ -1,0 +1,302 @@
+//! The registry state machine on sled (openraft's `RaftStateMachine`).
+//!
+//! Each `apply` call writes its records, the applied log id, the membership and
+//! the registry meta in one sled batch, so after `kill -9` the state and the
+//! point it reflects always agree and nothing is applied twice. It is not
+//! flushed here: the log is durable, and whatever the state lost is re-applied
+//! from it on restart.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use tokio::sync::watch;
+
+use super::codec::{decode, encode, io};
+use super::keys;
+use super::sled_tables::SledTables;
+use super::snapshot::{self, Header, SnapshotInfo};
+use crate::registry::{self, Meta, RecordId, Response, StoredRecord};
+use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+
+/// What the API reads between applies: the current tree and the published
+/// scalars. Shared with the HTTP handlers; only the state machine writes it.
+pub struct StateView {
+    tree: RwLock<sled::Tree>,
+    clock_ms: AtomicU64,
+    records: AtomicU64,
+    expired_total: AtomicU64,
+    applied: watch::Sender<u64>,
+}
+
+impl StateView {
+    fn tree(&self) -> sled::Tree {
+        self.tree.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The replicated clock as of the last applied entry.
+    pub fn clock_ms(&self) -> u64 {
+        self.clock_ms.load(Ordering::Acquire)
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    pub fn expired_total(&self) -> u64 {
+        self.expired_total.load(Ordering::Relaxed)
+    }
+
+    /// Wakes on every applied entry; the value is the applied index.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// The record if it is live by the replicated clock: an expired record not
+    /// yet swept is already absent.
+    pub fn get(&self, id: &RecordId) -> Result<Option<StoredRecord>, StorageError> {
+        let clock = self.clock_ms();
+        let rec: Option<StoredRecord> =
+            self.tree().get(keys::record_key(id)).map_err(io)?.map(|v| decode(&v)).transpose()?;
+        Ok(rec.filter(|r| r.is_live(clock)))
+    }
+
+    /// Every key and value of the current tree, for byte-for-byte comparisons in tests.
+    #[cfg(test)]
+    pub(crate) fn dump(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.tree().iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("readable tree")).collect()
+    }
+
+    fn publish(&self, meta: &Meta, applied: Option<LogId>) {
+        self.clock_ms.store(meta.clock_ms, Ordering::Release);
+        self.records.store(meta.records, Ordering::Relaxed);
+        self.expired_total.store(meta.expired_total, Ordering::Relaxed);
+        self.applied.send_replace(applied.map_or(0, |l| l.index));
+    }
+}
+
+pub struct StateMachineStore {
+    db: sled::Db,
+    root: sled::Tree,
+    view: Arc<StateView>,
+    applied: Option<LogId>,
+    membership: StoredMembership,
+    meta: Meta,
+    snapshot_dir: PathBuf,
+    /// The file a snapshot from the leader is being received into.
+    incoming: Option<PathBuf>,
+}
+
+fn read_key<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StorageError> {
+    tree.get(key).map_err(io)?.map(|v| decode(&v)).transpose()
+}
+
+impl StateMachineStore {
+    pub(super) fn open(db: sled::Db, snapshot_dir: PathBuf) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(&snapshot_dir).map_err(io)?;
+        let root = db.open_tree(keys::ROOT_TREE).map_err(io)?;
+        let current: String = match read_key(&root, keys::CURRENT_SM)? {
+            Some(name) => name,
+            None => {
+                let name = format!("{}0", keys::SM_TREE_PREFIX);
+                root.insert(keys::CURRENT_SM, encode(&name)?).map_err(io)?;
+                name
+            }
+        };
+        // A crash during a snapshot install leaves a half-loaded tree behind.
+        for name in db.tree_names() {
+            if name.starts_with(keys::SM_TREE_PREFIX.as_bytes()) && name != current.as_bytes() {
+                db.drop_tree(name).map_err(io)?;
+            }
+        }
+        let tree = db.open_tree(&current).map_err(io)?;
+        let applied = read_key(&tree, keys::APPLIED)?.flatten();
+        let membership = read_key(&tree, keys::MEMBERSHIP)?.unwrap_or_default();
+        let meta: Meta = read_key(&tree, keys::SM_META)?.unwrap_or_default();
+        let view = Arc::new(StateView {
+            tree: RwLock::new(tree),
+            clock_ms: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            expired_total: AtomicU64::new(0),
+            applied: watch::Sender::new(0),
+        });
+        view.publish(&meta, applied);
+        Ok(StateMachineStore { db, root, view, applied, membership, meta, snapshot_dir, incoming: None })
+    }
+
+    pub fn view(&self) -> Arc<StateView> {
+        self.view.clone()
+    }
+
+    fn snapshot_path(&self, file: &str) -> PathBuf {
+        self.snapshot_dir.join(file)
+    }
+
+    fn current_snapshot(&self) -> Result<Option<SnapshotInfo>, StorageError> {
+        read_key(&self.root, keys::CURRENT_SNAPSHOT)
+    }
+
+    /// Make `info` the current snapshot and delete the file it replaces.
+    fn remember_snapshot(&self, info: &SnapshotInfo) -> Result<(), StorageError> {
+        let previous = self.current_snapshot()?;
+        self.root.insert(keys::CURRENT_SNAPSHOT, encode(info)?).map_err(io)?;
+        if let Some(prev) = previous.filter(|p| p.file != info.file) {
+            let _ = std::fs::remove_file(self.snapshot_path(&prev.file));
+        }
+        Ok(())
+    }
+
+    /// Dump the state as it is now. The state machine worker awaits this, so
+    /// no entry is applied meanwhile and the dump is consistent.
+    async fn dump(&mut self) -> Result<SnapshotInfo, StorageError> {
+        let snapshot_id = match self.applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, self.db.generate_id().map_err(io)?),
+            None => format!("empty-{}", self.db.generate_id().map_err(io)?),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: self.applied,
+            last_membership: self.membership.clone(),
+            snapshot_id: snapshot_id.clone(),
+        };
+        let info = SnapshotInfo { meta, file: format!("{snapshot_id}.snap") };
+        let header = Header { applied: self.applied, membership: self.membership.clone(), meta: self.meta };
+        let (tree, path) = (self.view.tree(), self.snapshot_path(&info.file));
+        tokio::task::spawn_blocking(move || snapshot::write(&tree, &header, &path))
+            .await
+            .map_err(io)?
+            .map_err(io)?;
+        self.remember_snapshot(&info)?;
+        metrics::counter!("idem_snapshots_total", "kind" => "built").increment(1);
+        Ok(info)
+    }
+
+    async fn open_snapshot(&self, info: SnapshotInfo) -> Result<Snapshot, StorageError> {
+        let file = tokio::fs::File::open(self.snapshot_path(&info.file)).await.map_err(io)?;
+        Ok(Snapshot { meta: info.meta, snapshot: Box::new(file) })
+    }
+}
+
+/// A snapshot already written by [`StateMachineStore::dump`]; building it only opens the file.
+pub struct SnapshotBuilder {
+    dir: PathBuf,
+    built: Result<SnapshotInfo, StorageError>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let info = self.built.clone()?;
+        let file = tokio::fs::File::open(self.dir.join(&info.file)).await.map_err(io)?;
+        Ok(Snapshot { meta: info.meta, snapshot: Box::new(file) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        Ok((self.applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let tree = self.view.tree();
+        let mut tables = SledTables::new(&tree);
+        let mut responses = Vec::new();
+        for entry in entries {
+            self.applied = Some(entry.log_id);
+            let response = match entry.payload {
+                EntryPayload::Blank => Response::default(),
+                EntryPayload::Normal(req) => registry::apply(&mut tables, &mut self.meta, entry.log_id.index, &req),
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), m);
+                    Response::default()
+                }
+            };
+            responses.push(response);
+        }
+        tables.put_raw(keys::APPLIED, encode(&self.applied)?);
+        tables.put_raw(keys::MEMBERSHIP, encode(&self.membership)?);
+        tables.put_raw(keys::SM_META, encode(&self.meta)?);
+        tree.apply_batch(tables.into_batch()?).map_err(io)?;
+        self.view.publish(&self.meta, self.applied);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let built = self.dump().await;
+        if let Err(e) = &built {
+            tracing::error!(error = %e, "building a snapshot");
+        }
+        SnapshotBuilder { dir: self.snapshot_dir.clone(), built }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let path = self.snapshot_path(&format!("incoming-{}.part", self.db.generate_id().map_err(io)?));
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await
+            .map_err(io)?;
+        if let Some(stale) = self.incoming.replace(path) {
+            let _ = std::fs::remove_file(stale);
+        }
+        Ok(Box::new(file))
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<tokio::fs::File>) -> Result<(), StorageError> {
+        let mut file = snapshot.into_std().await;
+        if let Some(part) = self.incoming.take() {
+            // Unlinking is safe while `file` may still be that very file.
+            let _ = std::fs::remove_file(part);
+        }
+        let info = SnapshotInfo { meta: meta.clone(), file: format!("{}.snap", meta.snapshot_id) };
+        let final_path = self.snapshot_path(&info.file);
+        let name = format!("{}{}", keys::SM_TREE_PREFIX, self.db.generate_id().map_err(io)?);
+        let (db, root) = (self.db.clone(), self.root.clone());
+        // Load into a fresh tree, then switch the root pointer: a crash at any
+        // point leaves either the old state or the new one, never a mix.
+        let (tree, header) = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
+            let tree = db.open_tree(&name).map_err(io)?;
+            let header = snapshot::install(&mut file, &tree, &final_path).map_err(io)?;
+            let mut batch = sled::Batch::default();
+            batch.insert(keys::APPLIED, encode(&header.applied)?);
+            batch.insert(keys::MEMBERSHIP, encode(&header.membership)?);
+            batch.insert(keys::SM_META, encode(&header.meta)?);
+            tree.apply_batch(batch).map_err(io)?;
+            db.flush().map_err(io)?;
+            root.insert(keys::CURRENT_SM, encode(&name)?).map_err(io)?;
+            db.flush().map_err(io)?;
+            Ok((tree, header))
+        })
+        .await
+        .map_err(io)??;
+        let old = std::mem::replace(&mut *self.view.tree.write().unwrap_or_else(|p| p.into_inner()), tree);
+        self.db.drop_tree(old.name()).map_err(io)?;
+        self.remember_snapshot(&info)?;
+        self.applied = header.applied;
+        self.membership = header.membership;
+        self.meta = header.meta;
+        self.view.publish(&self.meta, self.applied);
+        metrics::counter!("idem_snapshots_total", "kind" => "installed").increment(1);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        match self.current_snapshot()? {
+            Some(info) => Ok(Some(self.open_snapshot(info).await?)),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "state_machine_tests.rs"]
+mod tests;
