@@ -1,0 +1,218 @@
+//! [`Client`]: endpoints, timeouts, retries and headers, and the one transport
+//! loop every call goes through.
+//!
+//! Any node serves any request (followers forward to the leader), so the
+//! client needs no leader discovery: it keeps using the endpoint that last
+//! answered and moves to the next one on a connection error, a timeout or a
+//! 503. It never retries a decided answer (2xx, 4xx).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::retry::{parse_retry_after, RetryPolicy};
+
+/// A decided answer: status, `Retry-After` if any, raw body.
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub retry_after: Option<Duration>,
+    pub body: bytes::Bytes,
+}
+
+impl Answer {
+    /// The body as `T` when the status is one of `ok`, else the mapped error.
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(self, ok: &[u16]) -> Result<T, Error> {
+        if !ok.contains(&self.status.as_u16()) {
+            return Err(Error::from_answer(self.status.as_u16(), &self.body));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| Error::Unexpected {
+            status: self.status.as_u16(),
+            message: format!("undecodable body: {e}"),
+        })
+    }
+}
+
+/// A handle on an idem cluster; cheap to clone, share it.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    endpoints: Vec<String>,
+    /// Index of the endpoint that answered last; the next call starts there.
+    current: AtomicUsize,
+    policy: RetryPolicy,
+    request_timeout: Duration,
+}
+
+/// Configures a [`Client`]; see [`Client::builder`].
+pub struct Builder {
+    endpoints: Vec<String>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    policy: RetryPolicy,
+    headers: HeaderMap,
+}
+
+impl Builder {
+    /// Time to establish a TCP connection to one endpoint (default 1 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Time for one attempt on one endpoint (default 5 s, a little over the
+    /// node's default request deadline). A `get` with `wait` gets this on top.
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = d;
+        self
+    }
+
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// A header sent with every request (for an auth proxy in front of idem).
+    pub fn header(mut self, name: &str, value: &str) -> Result<Self, Error> {
+        let name = HeaderName::try_from(name)
+            .map_err(|e| Error::BadRequest(format!("header name: {e}")))?;
+        let value = HeaderValue::try_from(value)
+            .map_err(|e| Error::BadRequest(format!("header value: {e}")))?;
+        self.headers.insert(name, value);
+        Ok(self)
+    }
+
+    /// `Authorization: Bearer <token>` on every request.
+    pub fn bearer_auth(self, token: &str) -> Result<Self, Error> {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn build(self) -> Result<Client, Error> {
+        if self.endpoints.is_empty() {
+            return Err(Error::BadRequest("at least one endpoint is needed".into()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .default_headers(self.headers)
+            .build()?;
+        let endpoints = self
+            .endpoints
+            .into_iter()
+            .map(|e| e.trim_end_matches('/').to_owned())
+            .collect();
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                endpoints,
+                current: AtomicUsize::new(0),
+                policy: self.policy,
+                request_timeout: self.request_timeout,
+            }),
+        })
+    }
+}
+
+impl Client {
+    /// Endpoints are base URLs of nodes, e.g. `http://10.0.0.1:7000`.
+    pub fn builder<I, S>(endpoints: I) -> Builder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Builder {
+            endpoints: endpoints.into_iter().map(Into::into).collect(),
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(5),
+            policy: RetryPolicy::default(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// A client with the defaults of [`Builder`].
+    pub fn new<I, S>(endpoints: I) -> Result<Client, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::builder(endpoints).build()
+    }
+
+    /// The endpoint the next call starts with (the last that answered).
+    pub fn current_endpoint(&self) -> &str {
+        &self.inner.endpoints[self.inner.current.load(Ordering::Relaxed)]
+    }
+
+    /// Sends one logical call, retrying as [`RetryPolicy`] says, and returns
+    /// the first decided answer. `extra` lengthens the per-attempt timeout
+    /// (a long-poll's wait).
+    pub(crate) async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&B>,
+        extra: Duration,
+    ) -> Result<Answer, Error> {
+        let inner = &*self.inner;
+        let started = Instant::now();
+        let mut at = inner.current.load(Ordering::Relaxed);
+        let mut retry = 0;
+        loop {
+            let url = format!("{}{path_and_query}", inner.endpoints[at]);
+            let mut req = inner
+                .http
+                .request(method.clone(), url)
+                .timeout(inner.request_timeout + extra);
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let (err, retry_after) = match attempt(req).await {
+                Ok(a) if a.status != StatusCode::SERVICE_UNAVAILABLE => {
+                    inner.current.store(at, Ordering::Relaxed);
+                    return Ok(a);
+                }
+                Ok(a) => (
+                    Error::from_answer(a.status.as_u16(), &a.body),
+                    a.retry_after,
+                ),
+                Err(e) if e.is_builder() => return Err(e.into()),
+                Err(e) => (Error::Transport(e), None),
+            };
+            let wait = inner
+                .policy
+                .backoff(retry, retry_after, &mut rand::thread_rng());
+            retry += 1;
+            if retry >= inner.policy.max_attempts || started.elapsed() + wait > inner.policy.budget
+            {
+                return Err(err);
+            }
+            at = (at + 1) % inner.endpoints.len();
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// One HTTP exchange, body read in full so a connection dropped mid-answer is
+/// a transport error (retried) rather than a half answer.
+async fn attempt(req: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
+    let resp = req.send().await?;
+    let status = resp.status();
+    let retry_after = parse_retry_after(
+        resp.headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let body = resp.bytes().await?;
+    Ok(Answer {
+        status,
+        retry_after,
+        body,
+    })
+}
