@@ -1,7 +1,9 @@
 //! Extractors that turn every malformed input into the API's JSON errors
 //! (axum's own rejections answer plain text).
 
-use axum::body::Bytes;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::header;
@@ -9,6 +11,7 @@ use axum::middleware::Next;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use idem_client::proto::{validate_key, validate_namespace};
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -72,12 +75,35 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// How long an over-limit body is read and dropped before the 413 goes out.
+const LINGER: Duration = Duration::from_secs(5);
+
 /// Reject over-limit bodies up front with the API's 413, whichever handler runs.
 pub async fn limit_body(State(limit): State<usize>, mut req: Request, next: Next) -> axum::response::Response {
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if let Some(n) = declared.filter(|&n| n > limit) {
+        discard(req.into_body(), n.min(limit.saturating_mul(16))).await;
         return axum::response::IntoResponse::into_response(ApiError::TooLarge(limit));
     }
     req.extensions_mut().insert(BodyLimit(limit));
     next.run(req).await
+}
+
+/// Read and drop up to `cap` bytes of a rejected body, for at most [`LINGER`],
+/// as nginx's lingering close does. Answering while the client is still sending
+/// and then closing with unread data makes the kernel reset the connection, and
+/// the client sees a broken pipe instead of the 413. The caps keep a hostile
+/// sender from holding the node's time or memory (chunks are dropped as read).
+async fn discard(body: Body, cap: usize) {
+    let mut chunks = body.into_data_stream();
+    let mut read = 0usize;
+    let drain = async {
+        while let Some(Ok(chunk)) = chunks.next().await {
+            read += chunk.len();
+            if read >= cap {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
