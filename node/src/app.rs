@@ -76,7 +76,7 @@ impl App {
     /// concurrent proposals into shared appends (and so shared fsyncs).
     pub async fn propose(&self, cmd: Command) -> Result<Response, ApiError> {
         let term = self.raft.metrics().borrow().current_term;
-        let stamp_ms = self.clock.stamp(term, self.view.clock_ms());
+        let stamp_ms = self.clock.stamp(term, self.view.clock_ms(), self.view.observed());
         self.last_proposal_ms.store(self.monotonic_ms(), Ordering::Relaxed);
         let write = self.raft.client_write(Request { stamp_ms, cmd });
         match tokio::time::timeout(self.config.request_timeout, write).await {

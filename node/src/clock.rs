@@ -1,12 +1,14 @@
 //! Time as the leader stamps it onto entries, behind one small seam so tests can
 //! skew the wall clock (`--test-hooks`) and a simulator could replace it.
 //!
-//! A leader reads the wall clock once, when its term begins (never earlier than
-//! the replicated clock), and from then on advances its stamps by the monotonic
-//! clock. A wall-clock jump on the leader during its term, forward or back,
-//! therefore changes nothing: no lease ends early because one machine's clock
-//! leapt. Downtime between terms is still counted, since a new term re-reads
-//! the wall clock.
+//! Stamps come from the monotonic clock, anchored once per term. A new leader
+//! anchors on the replicated clock it last applied, plus the monotonic time
+//! since it applied it: that sum is never ahead of real time (the entry was
+//! stamped before this node saw it), so no lease ends early because this
+//! machine's wall clock runs fast, and elections add no jumps. Only a leader
+//! that has applied nothing since its process started, as after a whole-cluster
+//! restart, reads its wall clock (never below the replicated clock); that is the
+//! one source that knows how long the cluster was down.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -18,11 +20,24 @@ pub struct Clock {
     base: Mutex<Option<Base>>,
 }
 
+/// A replicated clock value and the moment this process first applied it.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed {
+    pub clock_ms: u64,
+    pub at: Instant,
+}
+
+impl Observed {
+    /// A lower bound of real time now, in replicated-clock milliseconds.
+    fn now_ms(&self) -> u64 {
+        self.clock_ms + self.at.elapsed().as_millis() as u64
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Base {
     term: u64,
-    stamp_ms: u64,
-    at: Instant,
+    start: Observed,
 }
 
 impl Clock {
@@ -37,43 +52,67 @@ impl Clock {
     }
 
     /// The stamp for an entry proposed now by the leader of `term`, given the
-    /// replicated clock this node has applied.
-    pub fn stamp(&self, term: u64, replicated_ms: u64) -> u64 {
+    /// replicated clock this node has applied and its latest observation of it.
+    pub fn stamp(&self, term: u64, replicated_ms: u64, seen: Option<Observed>) -> u64 {
         let mut base = self.base.lock().unwrap_or_else(|p| p.into_inner());
         let b = match *base {
             Some(b) if b.term == term => b,
             _ => {
-                let b = Base { term, stamp_ms: self.now_ms().max(replicated_ms), at: Instant::now() };
+                let anchor = seen.map_or_else(|| self.now_ms(), |s| s.now_ms());
+                let b = Base { term, start: Observed { clock_ms: anchor.max(replicated_ms), at: Instant::now() } };
                 *base = Some(b);
                 b
             }
         };
-        b.stamp_ms + b.at.elapsed().as_millis() as u64
+        b.start.now_ms()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn seen(clock_ms: u64, ago_ms: u64) -> Option<Observed> {
+        Some(Observed { clock_ms, at: Instant::now() - Duration::from_millis(ago_ms) })
+    }
 
     #[test]
     fn a_wall_clock_jump_within_a_term_does_not_move_stamps() {
         let clock = Clock::default();
-        let first = clock.stamp(1, 0);
+        let first = clock.stamp(1, 0, None);
         clock.set_offset_ms(3_600_000);
-        let later = clock.stamp(1, 0);
+        let later = clock.stamp(1, 0, None);
         assert!(later >= first && later < first + 1_000, "{first} -> {later}");
         clock.set_offset_ms(-3_600_000);
-        assert!(clock.stamp(1, 0) >= later, "never backwards");
+        assert!(clock.stamp(1, 0, None) >= later, "never backwards");
     }
 
     #[test]
-    fn a_new_term_rereads_the_wall_clock_but_never_goes_below_the_replicated_one() {
+    fn a_new_leader_with_a_fast_wall_clock_continues_the_replicated_one() {
         let clock = Clock::default();
-        let t1 = clock.stamp(1, 0);
         clock.set_offset_ms(60_000);
-        assert!(clock.stamp(2, 0) >= t1 + 60_000);
+        let replicated = clock.now_ms() - 60_000;
+        let s = clock.stamp(7, replicated, seen(replicated, 2_000));
+        assert!((replicated + 2_000..replicated + 3_000).contains(&s), "stamp {s} jumped from {replicated}");
+    }
+
+    #[test]
+    fn a_new_term_counts_the_time_since_the_last_applied_entry() {
+        let clock = Clock::default();
+        clock.set_offset_ms(-600_000);
+        let s = clock.stamp(2, 1_000_000, seen(1_000_000, 5_000));
+        assert!((1_005_000..1_006_000).contains(&s), "{s}");
+    }
+
+    #[test]
+    fn without_an_observation_a_new_term_reads_the_wall_clock_but_never_below_the_replicated_one() {
+        let clock = Clock::default();
+        let t1 = clock.stamp(1, 0, None);
+        clock.set_offset_ms(60_000);
+        assert!(clock.stamp(2, 0, None) >= t1 + 60_000);
         let far = clock.now_ms() + 500_000;
-        assert!(clock.stamp(3, far) >= far);
+        assert!(clock.stamp(3, far, None) >= far);
+        assert!(clock.stamp(4, far, seen(far - 10_000, 0)) >= far, "nor below it with a stale observation");
     }
 }

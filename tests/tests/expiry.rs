@@ -127,3 +127,24 @@ async fn a_wall_clock_jump_on_the_leader_ends_no_lease_early() {
     let next = c.post(l, &format!("{}/claim", key_path("pay", "after-skew")), json!({})).await;
     assert!(next.token() > t1, "tokens keep increasing");
 }
+
+#[tokio::test]
+async fn a_new_leader_with_a_fast_wall_clock_ends_no_lease_early() {
+    let mut c = TestCluster::start_with(3, &["--test-hooks"]).await;
+    let old = c.leader().await;
+    let path = key_path("pay", "elected-skewed");
+    let t1 = c.post(old, &format!("{path}/claim"), json!({"lease_ms": 20_000})).await.token();
+    let clock_before = c.status(old).await.unwrap().clock_ms;
+    for id in c.ids().into_iter().filter(|&id| id != old) {
+        assert_eq!(c.post(id, "/debug/clock-offset", json!({"offset_ms": 3_600_000})).await.status, 200);
+    }
+    c.kill(old);
+    let new = c.leader().await;
+    assert_ne!(new, old);
+    let rival = c.post(new, &format!("{path}/claim"), json!({})).await;
+    assert_eq!(rival.status, 409, "the lease must outlive the election: {:?}", rival.body);
+    let clock = c.status(new).await.unwrap().clock_ms;
+    assert!(clock >= clock_before && clock < clock_before + 60_000, "replicated clock jumped to {clock}");
+    let next = c.post(new, &format!("{}/claim", key_path("pay", "after-election")), json!({})).await;
+    assert!(next.token() > t1, "tokens keep increasing");
+}

@@ -8,7 +8,8 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
@@ -18,6 +19,7 @@ use super::codec::{decode, encode, io};
 use super::keys;
 use super::sled_tables::SledTables;
 use super::snapshot::{self, Header, SnapshotInfo};
+use crate::clock::Observed;
 use crate::registry::{self, Meta, RecordId, Response, StoredRecord};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
@@ -26,6 +28,9 @@ use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMem
 pub struct StateView {
     tree: RwLock<sled::Tree>,
     clock_ms: AtomicU64,
+    /// When this process first applied the current `clock_ms`; `None` until
+    /// it applies an entry that advances it (a restart knows no such moment).
+    observed: Mutex<Option<Observed>>,
     records: AtomicU64,
     expired_total: AtomicU64,
     applied: watch::Sender<u64>,
@@ -39,6 +44,11 @@ impl StateView {
     /// The replicated clock as of the last applied entry.
     pub fn clock_ms(&self) -> u64 {
         self.clock_ms.load(Ordering::Acquire)
+    }
+
+    /// The latest replicated clock this process applied, and when.
+    pub fn observed(&self) -> Option<Observed> {
+        *self.observed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn records(&self) -> u64 {
@@ -70,7 +80,10 @@ impl StateView {
     }
 
     fn publish(&self, meta: &Meta, applied: Option<LogId>) {
-        self.clock_ms.store(meta.clock_ms, Ordering::Release);
+        if self.clock_ms.swap(meta.clock_ms, Ordering::AcqRel) < meta.clock_ms {
+            let seen = Observed { clock_ms: meta.clock_ms, at: Instant::now() };
+            *self.observed.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen);
+        }
         self.records.store(meta.records, Ordering::Relaxed);
         self.expired_total.store(meta.expired_total, Ordering::Relaxed);
         self.applied.send_replace(applied.map_or(0, |l| l.index));
@@ -117,7 +130,8 @@ impl StateMachineStore {
         let meta: Meta = read_key(&tree, keys::SM_META)?.unwrap_or_default();
         let view = Arc::new(StateView {
             tree: RwLock::new(tree),
-            clock_ms: AtomicU64::new(0),
+            clock_ms: AtomicU64::new(meta.clock_ms),
+            observed: Mutex::new(None),
             records: AtomicU64::new(0),
             expired_total: AtomicU64::new(0),
             applied: watch::Sender::new(0),
