@@ -102,11 +102,12 @@ impl App {
         }
     }
 
-    /// The leader's id and address, waiting up to `within` for one to be known.
-    pub async fn leader(&self, within: Duration) -> Option<(NodeId, String)> {
+    /// The leader's id and address, waiting up to `within` for one to be known
+    /// (other than `except`, a leader found unreachable).
+    pub async fn leader(&self, within: Duration, except: Option<NodeId>) -> Option<(NodeId, String)> {
         let mut rx = self.raft.metrics();
         let find = |m: &RaftMetrics| {
-            let id = known_leader(m)?;
+            let id = known_leader(m).filter(|id| Some(*id) != except)?;
             let node = m.membership_config.membership().get_node(&id)?;
             Some((id, node.addr.clone()))
         };

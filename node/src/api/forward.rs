@@ -3,10 +3,11 @@
 //! cluster status are answered where they arrive.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -38,19 +39,47 @@ pub async fn to_leader(State(app): State<Arc<App>>, req: Request, next: Next) ->
     if !needs_leader(&req) {
         return next.run(req).await;
     }
-    match app.leader(app.config.request_timeout).await {
-        Some((id, _)) if id == app.id => next.run(req).await,
-        Some((_, addr)) => proxy(&app, &addr, req).await.unwrap_or_else(IntoResponse::into_response),
-        None => ApiError::Unavailable("no leader is known".into()).into_response(),
+    let deadline = Instant::now() + app.config.request_timeout;
+    let mut leader = app.leader(app.config.request_timeout, None).await;
+    if leader.as_ref().is_some_and(|(id, _)| *id == app.id) {
+        return next.run(req).await;
     }
-}
-
-async fn proxy(app: &App, leader: &str, req: Request) -> Result<Response, ApiError> {
     let wait = Duration::from_millis(query(&req).wait_ms.unwrap_or(0));
     let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
     let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        return ApiError::TooLarge(limit).into_response();
+    };
+    // A leader that just died refuses connections until the survivors elect
+    // another; such a request never arrived, so it is sent once more to the
+    // new leader (or served here) rather than failed while a leader exists.
+    let mut retried = false;
+    loop {
+        let Some((id, addr)) = leader else {
+            return ApiError::Unavailable("no leader is known".into()).into_response();
+        };
+        if id == app.id {
+            return next.run(Request::from_parts(parts, Body::from(body))).await;
+        }
+        match proxy(&app, &addr, &parts, body.clone(), wait).await {
+            Err(Failed::Unreached(_)) if !retried => {
+                retried = true;
+                leader = app.leader(deadline.saturating_duration_since(Instant::now()), Some(id)).await;
+            }
+            Err(Failed::Unreached(e) | Failed::Other(e)) => return e.into_response(),
+            Ok(resp) => return resp,
+        }
+    }
+}
+
+enum Failed {
+    /// No connection to the leader: the request was not delivered.
+    Unreached(ApiError),
+    Other(ApiError),
+}
+
+async fn proxy(app: &App, leader: &str, parts: &Parts, body: Bytes, wait: Duration) -> Result<Response, Failed> {
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let body = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge(limit))?;
     let mut out = app
         .http
         .request(parts.method.clone(), format!("http://{leader}{path}"))
@@ -60,13 +89,19 @@ async fn proxy(app: &App, leader: &str, req: Request) -> Result<Response, ApiErr
     if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
         out = out.header(header::CONTENT_TYPE, ct.clone());
     }
-    let resp = out.send().await.map_err(|e| ApiError::Unavailable(format!("forwarding to the leader failed: {e}")))?;
+    let resp = out.send().await.map_err(|e| {
+        let err = ApiError::Unavailable(format!("forwarding to the leader failed: {e}"));
+        if e.is_connect() { Failed::Unreached(err) } else { Failed::Other(err) }
+    })?;
     let mut builder = Response::builder().status(resp.status());
     for name in [header::CONTENT_TYPE, header::RETRY_AFTER] {
         if let Some(v) = resp.headers().get(&name) {
             builder = builder.header(name, v.clone());
         }
     }
-    let bytes = resp.bytes().await.map_err(|e| ApiError::Unavailable(format!("the leader's answer was cut: {e}")))?;
-    builder.body(Body::from(bytes)).map_err(ApiError::internal)
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| Failed::Other(ApiError::Unavailable(format!("the leader's answer was cut: {e}"))))?;
+    builder.body(Body::from(bytes)).map_err(|e| Failed::Other(ApiError::internal(e)))
 }
