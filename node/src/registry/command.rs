@@ -19,7 +19,7 @@ impl RecordId {
     }
 }
 
-/// The application data of one Raft entry: the leader's wall-clock stamp, which
+/// The application data of one Raft entry: the leader's stamp (`crate::clock`), which
 /// drives the replicated clock, and the command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
