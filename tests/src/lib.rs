@@ -2,14 +2,12 @@
 //! 127.0.0.1 ports, each with its own temporary data directory, and a small
 //! HTTP helper ([`Api`]) for talking JSON to them.
 //!
-//! The node binary is `$IDEM_NODE_BIN` if set; otherwise the harness runs
-//! `cargo build -p idem-node` once per test process (a no-op when up to date)
-//! and uses `target/debug/idem-node`, since Cargo does not hand a separate
-//! test crate another package's binary.
+//! The node binary is `$IDEM_NODE_BIN` if set, else built once per test
+//! process ([`workspace_artifact`]).
 
 use std::fs::File;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -20,30 +18,17 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 mod api;
+mod artifact;
 pub mod scenarios;
 pub use api::{Api, Answer};
+pub use artifact::workspace_artifact;
 
 /// How long the harness waits for a cluster to elect a leader or a node to serve.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn node_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(bin) = std::env::var("IDEM_NODE_BIN") {
-            return PathBuf::from(bin);
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "idem-node", "--bin", "idem-node"])
-            .current_dir(&root)
-            .status()
-            .expect("running cargo build for idem-node");
-        assert!(status.success(), "building idem-node failed");
-        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
-        target.join("debug").join("idem-node")
-    })
-    .clone()
+    BIN.get_or_init(|| workspace_artifact("IDEM_NODE_BIN", "idem-node", &["--bin", "idem-node"], "idem-node")).clone()
 }
 
 fn free_port() -> u16 {

@@ -3,9 +3,6 @@
 //! the same orders many times at once while the registry's leader is killed;
 //! every order is charged exactly once and every caller sees the same answer.
 
-#[path = "client_bin.rs"]
-mod client_bin;
-
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -13,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use idem_tests::TestCluster;
+use idem_tests::{workspace_artifact, TestCluster};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -33,7 +30,7 @@ impl Drop for Shop {
 
 impl Shop {
     async fn start(c: &TestCluster, charge_delay: &str) -> Shop {
-        let bin = client_bin::client_artifact("CHECKOUT_BIN", &["--example", "checkout"], "examples/checkout");
+        let bin = workspace_artifact("CHECKOUT_BIN", "idem-client", &["--example", "checkout"], "examples/checkout");
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(bin)
             .env("IDEM_ENDPOINTS", c.urls().join(","))

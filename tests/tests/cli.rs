@@ -1,12 +1,9 @@
 //! The `idem` binary against a real cluster: every command, `--json` and the
 //! readable output, and every exit code its `--help` documents.
 
-#[path = "client_bin.rs"]
-mod client_bin;
-
 use std::process::Command;
 
-use idem_tests::TestCluster;
+use idem_tests::{workspace_artifact, TestCluster};
 use serde_json::Value;
 
 struct Run {
@@ -23,7 +20,7 @@ impl Run {
 
 /// Runs `idem` with `IDEM_ENDPOINTS` set to `endpoints`.
 fn idem(endpoints: &str, args: &[&str]) -> Run {
-    let bin = client_bin::client_artifact("IDEM_CLI_BIN", &["--bin", "idem"], "idem");
+    let bin = workspace_artifact("IDEM_CLI_BIN", "idem-client", &["--bin", "idem"], "idem");
     let out = Command::new(bin).args(args).env("IDEM_ENDPOINTS", endpoints).output().expect("running idem");
     Run {
         code: out.status.code().expect("exited"),
