@@ -23,7 +23,12 @@ enum Workload {
 #[derive(Debug, Parser)]
 struct Args {
     /// Node URLs; client i talks to endpoint i mod N.
-    #[arg(long, env = "IDEM_ENDPOINTS", value_delimiter = ',', default_value = "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003")]
+    #[arg(
+        long,
+        env = "IDEM_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003"
+    )]
     endpoints: Vec<String>,
     /// Concurrent clients, each with one request in flight.
     #[arg(long, default_value_t = 64)]
@@ -59,7 +64,11 @@ async fn client(i: usize, args: Arc<Args>, stop: Arc<AtomicBool>) -> anyhow::Res
                 match args.workload {
                     Workload::Claim => true,
                     Workload::ClaimComplete => {
-                        let done = http.post(format!("{url}/complete")).json(&json!({"token": body["token"], "result": seq})).send().await;
+                        let done = http
+                            .post(format!("{url}/complete"))
+                            .json(&json!({"token": body["token"], "result": seq}))
+                            .send()
+                            .await;
                         matches!(done, Ok(r) if r.status().is_success())
                     }
                 }
@@ -79,7 +88,13 @@ async fn client(i: usize, args: Arc<Args>, stop: Arc<AtomicBool>) -> anyhow::Res
 async fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
     let stop = Arc::new(AtomicBool::new(false));
-    eprintln!("{} clients, {:?}, {:?} against {}", args.clients, args.duration, args.workload, args.endpoints.join(","));
+    eprintln!(
+        "{} clients, {:?}, {:?} against {}",
+        args.clients,
+        args.duration,
+        args.workload,
+        args.endpoints.join(",")
+    );
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.clients).map(|i| tokio::spawn(client(i, args.clone(), stop.clone()))).collect();
     let mut ticker = tokio::time::interval(Duration::from_secs(1));

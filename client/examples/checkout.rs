@@ -101,9 +101,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listen = std::env::var("CHECKOUT_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
     let client = Client::new(endpoints.split(','))?;
     let psp = Arc::new(Provider { delay: env_duration("CHECKOUT_CHARGE_DELAY", "500ms"), ..Default::default() });
-    let layer = IdempotencyLayer::new(client, "checkout")
-        .required(true)
-        .lease(env_duration("CHECKOUT_LEASE", "5s"));
+    let layer = IdempotencyLayer::new(client, "checkout").required(true).lease(env_duration("CHECKOUT_LEASE", "5s"));
     let app = Router::new()
         .route("/orders/{order}/checkout", post(checkout).layer(layer))
         .route("/charges", get(charges))

@@ -30,10 +30,8 @@ impl Answer {
         if !ok.contains(&self.status.as_u16()) {
             return Err(Error::from_answer(self.status.as_u16(), &self.body));
         }
-        serde_json::from_slice(&self.body).map_err(|e| Error::Unexpected {
-            status: self.status.as_u16(),
-            message: format!("undecodable body: {e}"),
-        })
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::Unexpected { status: self.status.as_u16(), message: format!("undecodable body: {e}") })
     }
 }
 
@@ -82,10 +80,8 @@ impl Builder {
 
     /// A header sent with every request (for an auth proxy in front of idem).
     pub fn header(mut self, name: &str, value: &str) -> Result<Self, Error> {
-        let name = HeaderName::try_from(name)
-            .map_err(|e| Error::BadRequest(format!("header name: {e}")))?;
-        let value = HeaderValue::try_from(value)
-            .map_err(|e| Error::BadRequest(format!("header value: {e}")))?;
+        let name = HeaderName::try_from(name).map_err(|e| Error::BadRequest(format!("header name: {e}")))?;
+        let value = HeaderValue::try_from(value).map_err(|e| Error::BadRequest(format!("header value: {e}")))?;
         self.headers.insert(name, value);
         Ok(self)
     }
@@ -99,15 +95,9 @@ impl Builder {
         if self.endpoints.is_empty() {
             return Err(Error::BadRequest("at least one endpoint is needed".into()));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(self.connect_timeout)
-            .default_headers(self.headers)
-            .build()?;
-        let endpoints = self
-            .endpoints
-            .into_iter()
-            .map(|e| e.trim_end_matches('/').to_owned())
-            .collect();
+        let http =
+            reqwest::Client::builder().connect_timeout(self.connect_timeout).default_headers(self.headers).build()?;
+        let endpoints = self.endpoints.into_iter().map(|e| e.trim_end_matches('/').to_owned()).collect();
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -166,10 +156,7 @@ impl Client {
         let mut retry = 0;
         loop {
             let url = format!("{}{path_and_query}", inner.endpoints[at]);
-            let mut req = inner
-                .http
-                .request(method.clone(), url)
-                .timeout(inner.request_timeout + extra);
+            let mut req = inner.http.request(method.clone(), url).timeout(inner.request_timeout + extra);
             if let Some(body) = body {
                 req = req.json(body);
             }
@@ -178,19 +165,13 @@ impl Client {
                     inner.current.store(at, Ordering::Relaxed);
                     return Ok(a);
                 }
-                Ok(a) => (
-                    Error::from_answer(a.status.as_u16(), &a.body),
-                    a.retry_after,
-                ),
+                Ok(a) => (Error::from_answer(a.status.as_u16(), &a.body), a.retry_after),
                 Err(e) if e.is_builder() => return Err(e.into()),
                 Err(e) => (Error::Transport(e), None),
             };
-            let wait = inner
-                .policy
-                .backoff(retry, retry_after, &mut rand::thread_rng());
+            let wait = inner.policy.backoff(retry, retry_after, &mut rand::thread_rng());
             retry += 1;
-            if retry >= inner.policy.max_attempts || started.elapsed() + wait > inner.policy.budget
-            {
+            if retry >= inner.policy.max_attempts || started.elapsed() + wait > inner.policy.budget {
                 return Err(err);
             }
             at = (at + 1) % inner.endpoints.len();
@@ -204,15 +185,7 @@ impl Client {
 async fn attempt(req: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
     let resp = req.send().await?;
     let status = resp.status();
-    let retry_after = parse_retry_after(
-        resp.headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()));
     let body = resp.bytes().await?;
-    Ok(Answer {
-        status,
-        retry_after,
-        body,
-    })
+    Ok(Answer { status, retry_after, body })
 }

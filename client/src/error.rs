@@ -56,10 +56,7 @@ impl Error {
             ErrorCode::BadRequest => Error::BadRequest(error.message),
             ErrorCode::TooLarge => Error::TooLarge,
             ErrorCode::Unavailable => Error::Unavailable(error.message),
-            ErrorCode::MethodNotAllowed | ErrorCode::Internal => Error::Unexpected {
-                status,
-                message: error.message,
-            },
+            ErrorCode::MethodNotAllowed | ErrorCode::Internal => Error::Unexpected { status, message: error.message },
         }
     }
 }
@@ -74,40 +71,18 @@ mod tests {
 
     #[test]
     fn every_wire_code_maps_to_its_variant() {
-        assert!(matches!(
-            Error::from_answer(422, &body("fingerprint_mismatch")),
-            Error::FingerprintMismatch
-        ));
-        assert!(matches!(
-            Error::from_answer(409, &body("fenced")),
-            Error::Fenced
-        ));
-        assert!(matches!(
-            Error::from_answer(404, &body("not_found")),
-            Error::NotFound
-        ));
-        assert!(
-            matches!(Error::from_answer(400, &body("bad_request")), Error::BadRequest(m) if m == "m")
-        );
-        assert!(matches!(
-            Error::from_answer(413, &body("too_large")),
-            Error::TooLarge
-        ));
-        assert!(matches!(
-            Error::from_answer(503, &body("unavailable")),
-            Error::Unavailable(_)
-        ));
-        assert!(matches!(
-            Error::from_answer(500, &body("internal")),
-            Error::Unexpected { status: 500, .. }
-        ));
+        assert!(matches!(Error::from_answer(422, &body("fingerprint_mismatch")), Error::FingerprintMismatch));
+        assert!(matches!(Error::from_answer(409, &body("fenced")), Error::Fenced));
+        assert!(matches!(Error::from_answer(404, &body("not_found")), Error::NotFound));
+        assert!(matches!(Error::from_answer(400, &body("bad_request")), Error::BadRequest(m) if m == "m"));
+        assert!(matches!(Error::from_answer(413, &body("too_large")), Error::TooLarge));
+        assert!(matches!(Error::from_answer(503, &body("unavailable")), Error::Unavailable(_)));
+        assert!(matches!(Error::from_answer(500, &body("internal")), Error::Unexpected { status: 500, .. }));
     }
 
     #[test]
     fn a_body_that_is_not_an_error_is_unexpected() {
         let e = Error::from_answer(502, b"<html>bad gateway</html>");
-        assert!(
-            matches!(e, Error::Unexpected { status: 502, message } if message.contains("bad gateway"))
-        );
+        assert!(matches!(e, Error::Unexpected { status: 502, message } if message.contains("bad gateway")));
     }
 }

@@ -45,23 +45,10 @@ struct Inner {
 }
 
 impl Ctx {
-    pub(crate) fn new(
-        client: Client,
-        ns: &str,
-        key: &str,
-        token: u64,
-        record: &Record,
-        lease: Duration,
-    ) -> Ctx {
-        let resume = record
-            .checkpoint
-            .clone()
-            .filter(|c| c.stage != HEARTBEAT_STAGE);
-        let last = resume
-            .as_ref()
-            .map_or((HEARTBEAT_STAGE.to_owned(), Value::Null), |c| {
-                (c.stage.clone(), c.data.clone())
-            });
+    pub(crate) fn new(client: Client, ns: &str, key: &str, token: u64, record: &Record, lease: Duration) -> Ctx {
+        let resume = record.checkpoint.clone().filter(|c| c.stage != HEARTBEAT_STAGE);
+        let last =
+            resume.as_ref().map_or((HEARTBEAT_STAGE.to_owned(), Value::Null), |c| (c.stage.clone(), c.data.clone()));
         Ctx {
             inner: Arc::new(Inner {
                 client,
@@ -98,8 +85,7 @@ impl Ctx {
     /// failure no longer releases the key by default: a side effect may have
     /// happened, so the next holder must resume, not start over.
     pub async fn checkpoint(&self, stage: &str, data: impl Serialize) -> Result<Record, Error> {
-        let data = serde_json::to_value(data)
-            .map_err(|e| Error::BadRequest(format!("checkpoint data: {e}")))?;
+        let data = serde_json::to_value(data).map_err(|e| Error::BadRequest(format!("checkpoint data: {e}")))?;
         let mut last = self.inner.last.lock().await;
         let record = self.write(stage, data.clone()).await?;
         *last = (stage.to_owned(), data);
@@ -132,11 +118,7 @@ impl Ctx {
             data,
             lease_ms: Some(self.inner.lease_ms),
         };
-        let answer = self
-            .inner
-            .client
-            .checkpoint(&self.inner.ns, &self.inner.key, &req)
-            .await;
+        let answer = self.inner.client.checkpoint(&self.inner.ns, &self.inner.key, &req).await;
         if matches!(answer, Err(Error::Fenced | Error::NotFound)) {
             self.inner.fenced.send_replace(true);
         }

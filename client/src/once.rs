@@ -76,13 +76,7 @@ impl Client {
     /// output stored by the caller that ran it. While `f` runs a heartbeat
     /// extends the lease; `f` gets a [`Ctx`] to checkpoint, to resume from an
     /// abandoned attempt, and to notice being fenced.
-    pub async fn once<T, E, F, Fut>(
-        &self,
-        ns: &str,
-        key: &str,
-        opts: OnceOptions,
-        f: F,
-    ) -> Result<T, OnceError<E>>
+    pub async fn once<T, E, F, Fut>(&self, ns: &str, key: &str, opts: OnceOptions, f: F) -> Result<T, OnceError<E>>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce(Ctx) -> Fut,
@@ -106,26 +100,16 @@ impl Client {
                 ClaimOutcome::Completed(record) => {
                     return serde_json::from_value(record.result).map_err(OnceError::Decode)
                 }
-                ClaimOutcome::InProgress {
-                    record,
-                    retry_after,
-                } => {
+                ClaimOutcome::InProgress { record, retry_after } => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Err(OnceError::StillInProgress(Box::new(record)));
                     }
                     // Wait no longer than the holder's lease may last, so an
                     // abandoned claim is taken over soon after it expires.
-                    let until_lease_ends = retry_after
-                        .unwrap_or(Duration::from_secs(1))
-                        .max(Duration::from_secs(1));
-                    let wait = left
-                        .min(until_lease_ends)
-                        .min(Duration::from_millis(limits::WAIT_MS_MAX));
-                    let query = GetQuery {
-                        wait_ms: Some(wait.as_millis() as u64),
-                        ..Default::default()
-                    };
+                    let until_lease_ends = retry_after.unwrap_or(Duration::from_secs(1)).max(Duration::from_secs(1));
+                    let wait = left.min(until_lease_ends).min(Duration::from_millis(limits::WAIT_MS_MAX));
+                    let query = GetQuery { wait_ms: Some(wait.as_millis() as u64), ..Default::default() };
                     match self.get(ns, key, &query).await {
                         Ok(_) | Err(Error::NotFound) => {}
                         Err(e) => return Err(e.into()),
@@ -150,8 +134,7 @@ where
     let (ns, key) = ctx.target();
     match outcome {
         Ok(output) => {
-            let result = serde_json::to_value(&output)
-                .map_err(|e| Error::BadRequest(format!("output: {e}")))?;
+            let result = serde_json::to_value(&output).map_err(|e| Error::BadRequest(format!("output: {e}")))?;
             let req = CompleteRequest {
                 token: ctx.token(),
                 result,

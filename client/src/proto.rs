@@ -187,7 +187,10 @@ pub enum BatchOp {
         #[serde(flatten)]
         req: ReleaseRequest,
     },
-    Delete { ns: String, key: String },
+    Delete {
+        ns: String,
+        key: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -276,10 +279,7 @@ fn invalid(msg: impl Into<String>) -> Invalid {
 pub fn validate_namespace(ns: &str) -> Result<(), Invalid> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if ns.is_empty() || ns.len() > limits::NAMESPACE_MAX || !ns.chars().all(ok_char) {
-        return Err(invalid(format!(
-            "namespace must match ^[A-Za-z0-9._-]{{1,{}}}$",
-            limits::NAMESPACE_MAX
-        )));
+        return Err(invalid(format!("namespace must match ^[A-Za-z0-9._-]{{1,{}}}$", limits::NAMESPACE_MAX)));
     }
     Ok(())
 }
@@ -411,10 +411,8 @@ mod tests {
 
     #[test]
     fn batch_op_wire_shape() {
-        let op: BatchOp = serde_json::from_str(
-            r#"{"op":"claim","ns":"orders","key":"m-1","lease_ms":500,"claim_id":"c1"}"#,
-        )
-        .unwrap();
+        let op: BatchOp =
+            serde_json::from_str(r#"{"op":"claim","ns":"orders","key":"m-1","lease_ms":500,"claim_id":"c1"}"#).unwrap();
         match &op {
             BatchOp::Claim { ns, key, req } => {
                 assert_eq!((ns.as_str(), key.as_str()), ("orders", "m-1"));

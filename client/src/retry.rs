@@ -35,31 +35,18 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// No retries at all: the first answer or error is final.
     pub fn never() -> Self {
-        RetryPolicy {
-            max_attempts: 1,
-            ..Self::default()
-        }
+        RetryPolicy { max_attempts: 1, ..Self::default() }
     }
 
     /// The wait before retry number `retry` (0 for the first retry): a random
     /// point in the upper half of the capped exponential step ("equal
     /// jitter", so callers that failed together do not retry together), but
     /// never less than the server's `Retry-After`, and never over the cap.
-    pub fn backoff(
-        &self,
-        retry: u32,
-        retry_after: Option<Duration>,
-        rng: &mut impl Rng,
-    ) -> Duration {
-        let step = self
-            .initial_backoff
-            .saturating_mul(1u32 << retry.min(20))
-            .min(self.max_backoff);
+    pub fn backoff(&self, retry: u32, retry_after: Option<Duration>, rng: &mut impl Rng) -> Duration {
+        let step = self.initial_backoff.saturating_mul(1u32 << retry.min(20)).min(self.max_backoff);
         let half = step / 2;
         let jittered = half + half.mul_f64(rng.gen::<f64>());
-        jittered
-            .max(retry_after.unwrap_or_default())
-            .min(self.max_backoff)
+        jittered.max(retry_after.unwrap_or_default()).min(self.max_backoff)
     }
 }
 
@@ -85,22 +72,11 @@ mod tests {
     #[test]
     fn backoff_doubles_within_jitter_bounds_and_is_capped() {
         let mut rng = StdRng::seed_from_u64(7);
-        for (retry, step_ms) in [
-            (0, 100),
-            (1, 200),
-            (2, 400),
-            (3, 800),
-            (4, 1000),
-            (30, 1000),
-        ] {
+        for (retry, step_ms) in [(0, 100), (1, 200), (2, 400), (3, 800), (4, 1000), (30, 1000)] {
             for _ in 0..50 {
                 let d = policy().backoff(retry, None, &mut rng);
                 let step = Duration::from_millis(step_ms);
-                assert!(
-                    d >= step / 2 && d <= step,
-                    "retry {retry}: {d:?} outside [{:?}, {step:?}]",
-                    step / 2
-                );
+                assert!(d >= step / 2 && d <= step, "retry {retry}: {d:?} outside [{:?}, {step:?}]", step / 2);
             }
         }
     }
@@ -108,33 +84,22 @@ mod tests {
     #[test]
     fn jitter_spreads_waits() {
         let mut rng = StdRng::seed_from_u64(1);
-        let waits: std::collections::BTreeSet<_> = (0..20)
-            .map(|_| policy().backoff(3, None, &mut rng))
-            .collect();
+        let waits: std::collections::BTreeSet<_> = (0..20).map(|_| policy().backoff(3, None, &mut rng)).collect();
         assert!(waits.len() > 10, "{waits:?}");
     }
 
     #[test]
     fn retry_after_is_a_floor_under_the_cap() {
         let mut rng = StdRng::seed_from_u64(3);
-        assert!(
-            policy().backoff(0, Some(Duration::from_millis(700)), &mut rng)
-                >= Duration::from_millis(700)
-        );
-        assert_eq!(
-            policy().backoff(0, Some(Duration::from_secs(30)), &mut rng),
-            Duration::from_secs(1)
-        );
+        assert!(policy().backoff(0, Some(Duration::from_millis(700)), &mut rng) >= Duration::from_millis(700));
+        assert_eq!(policy().backoff(0, Some(Duration::from_secs(30)), &mut rng), Duration::from_secs(1));
     }
 
     #[test]
     fn retry_after_parses_seconds_only() {
         assert_eq!(parse_retry_after(Some("3")), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after(Some(" 1 ")), Some(Duration::from_secs(1)));
-        assert_eq!(
-            parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
-            None
-        );
+        assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
         assert_eq!(parse_retry_after(None), None);
     }
 }

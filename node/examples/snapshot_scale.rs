@@ -17,7 +17,10 @@ const TEST_CACHE: u64 = 256 * 1024 * 1024;
 
 fn peak_rss_mib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok());
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok());
     kib.unwrap_or(0) / 1024
 }
 
@@ -50,7 +53,12 @@ async fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     let mut snap = a.get_snapshot_builder().await.build_snapshot().await?;
     let size = snap.snapshot.metadata().await?.len();
-    println!("built snapshot: {:.1} MiB in {:.1}s (peak RSS {} MiB)", size as f64 / 1048576.0, start.elapsed().as_secs_f64(), peak_rss_mib());
+    println!(
+        "built snapshot: {:.1} MiB in {:.1}s (peak RSS {} MiB)",
+        size as f64 / 1048576.0,
+        start.elapsed().as_secs_f64(),
+        peak_rss_mib()
+    );
 
     let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE)?;
     let start = Instant::now();

@@ -20,7 +20,7 @@ use serde_json::Value;
 mod api;
 mod artifact;
 pub mod scenarios;
-pub use api::{Api, Answer};
+pub use api::{Answer, Api};
 pub use artifact::workspace_artifact;
 
 /// How long the harness waits for a cluster to elect a leader or a node to serve.
@@ -70,8 +70,12 @@ impl TestCluster {
                 child: None,
             })
             .collect();
-        let initial_cluster =
-            nodes.iter().enumerate().map(|(i, n)| format!("{}=127.0.0.1:{}", i + 1, n.port)).collect::<Vec<_>>().join(",");
+        let initial_cluster = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{}=127.0.0.1:{}", i + 1, n.port))
+            .collect::<Vec<_>>()
+            .join(",");
         let mut cluster = TestCluster {
             nodes,
             initial_cluster,
@@ -263,7 +267,11 @@ impl TestCluster {
     }
 
     fn logs(&self) -> String {
-        self.ids().into_iter().map(|id| format!("--- node {id} ---\n{}", self.log_tail(id))).collect::<Vec<_>>().join("\n")
+        self.ids()
+            .into_iter()
+            .map(|id| format!("--- node {id} ---\n{}", self.log_tail(id)))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// POST JSON to `path` on node `id`.

@@ -32,14 +32,18 @@ pub struct Completed {
 /// scenario also runs while leadership settles after a fault.
 pub async fn claim_complete_replay(c: &TestCluster, via: u64, ns: &str, key: &str) -> Completed {
     let path = key_path(ns, key);
-    let first = c.post_decided(via, &format!("{path}/claim"), json!({"claim_id": format!("{key}-a"), "fingerprint": "fp"})).await;
+    let first = c
+        .post_decided(via, &format!("{path}/claim"), json!({"claim_id": format!("{key}-a"), "fingerprint": "fp"}))
+        .await;
     assert_eq!(first.status, 201, "claim: {:?}", first.body);
     assert_eq!(first.body["outcome"], "acquired");
     assert_eq!(first.body["takeover"], false);
     let token = first.token();
     assert_eq!(first.body["record"]["token"], token);
 
-    let rival = c.post_decided(via, &format!("{path}/claim"), json!({"claim_id": format!("{key}-b"), "fingerprint": "fp"})).await;
+    let rival = c
+        .post_decided(via, &format!("{path}/claim"), json!({"claim_id": format!("{key}-b"), "fingerprint": "fp"}))
+        .await;
     assert_eq!(rival.status, 409, "rival: {:?}", rival.body);
     assert_eq!(rival.body["outcome"], "in_progress");
     let retry_after: u64 = crate::header(&rival.headers, "retry-after").expect("Retry-After").parse().expect("seconds");
@@ -51,7 +55,9 @@ pub async fn claim_complete_replay(c: &TestCluster, via: u64, ns: &str, key: &st
     assert_eq!(done.body["state"], "completed");
     assert_eq!(done.body["lease_expires_at_ms"], Value::Null);
 
-    let replay = c.post_decided(via, &format!("{path}/claim"), json!({"claim_id": format!("{key}-c"), "fingerprint": "fp"})).await;
+    let replay = c
+        .post_decided(via, &format!("{path}/claim"), json!({"claim_id": format!("{key}-c"), "fingerprint": "fp"}))
+        .await;
     assert_eq!(replay.status, 200, "replay: {:?}", replay.body);
     assert_eq!(replay.body["outcome"], "completed");
     assert_eq!(replay.body["record"]["result"], result);

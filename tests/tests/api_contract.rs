@@ -44,7 +44,11 @@ async fn checkpoint_complete_release_fencing_and_not_found() {
     let token = c.post(l, &format!("{path}/claim"), json!({})).await.token();
 
     let cp = c
-        .post(l, &format!("{path}/checkpoint"), json!({"token": token, "stage": "payment_initiated", "data": {"psp_ref": "ch_1"}, "lease_ms": 60000}))
+        .post(
+            l,
+            &format!("{path}/checkpoint"),
+            json!({"token": token, "stage": "payment_initiated", "data": {"psp_ref": "ch_1"}, "lease_ms": 60000}),
+        )
         .await;
     assert_eq!(cp.status, 200, "{:?}", cp.body);
     assert_eq!(cp.body["checkpoint"]["stage"], "payment_initiated");
@@ -61,7 +65,9 @@ async fn checkpoint_complete_release_fencing_and_not_found() {
         assert_eq!((a.status.as_u16(), a.code()), (409, Some("fenced")), "{op} with a wrong token");
     }
 
-    let done = c.post(l, &format!("{path}/complete"), json!({"token": token, "result": {"id": 9}, "retention_ms": 60000})).await;
+    let done = c
+        .post(l, &format!("{path}/complete"), json!({"token": token, "result": {"id": 9}, "retention_ms": 60000}))
+        .await;
     assert_eq!(done.status, 200);
     let again = c.post(l, &format!("{path}/complete"), json!({"token": token, "result": {"id": 10}})).await;
     assert_eq!(again.status, 200, "repeating complete with the same token is a no-op");
@@ -153,7 +159,8 @@ async fn batch_is_applied_in_order_with_per_op_results() {
         {"op": "release", "ns": "orders", "key": "m-1", "token": token},
     ]});
     let a = c.post(f, "/v1/batch", ops).await;
-    let statuses: Vec<u64> = a.body["results"].as_array().unwrap().iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    let statuses: Vec<u64> =
+        a.body["results"].as_array().unwrap().iter().map(|r| r["status"].as_u64().unwrap()).collect();
     assert_eq!(statuses, [200, 200, 409]);
     assert_eq!(c.get(f, &key_path("orders", "m-1")).await.body["result"], "done");
 
@@ -184,18 +191,30 @@ async fn bad_input_gets_4xx_and_the_node_keeps_serving() {
         (http.post(url(&format!("/v1/ns/{}/keys/k/claim", "n".repeat(65)))), 400, "bad_request"),
         (http.post(url(&format!("{}/claim", key_path("ns", &"k".repeat(513))))), 400, "bad_request"),
         (http.post(url("/v1/ns/ns/keys/%FF%FE/claim")), 400, "bad_request"),
-        (http.post(url(&format!("{}/checkpoint", key_path("ns", "k")))).json(&json!({"stage": "s"})), 400, "bad_request"),
+        (
+            http.post(url(&format!("{}/checkpoint", key_path("ns", "k")))).json(&json!({"stage": "s"})),
+            400,
+            "bad_request",
+        ),
         (http.get(url(&format!("{}?wait_ms=60001", key_path("ns", "k")))), 400, "bad_request"),
         (http.get(url(&format!("{}?consistency=eventual", key_path("ns", "k")))), 400, "bad_request"),
         (http.post(url(&claim)).body(vec![b' '; 1024 * 1024 + 1]), 413, "too_large"),
-        (http.post(url("/v1/batch")).body(format!(r#"{{"ops":[], "pad":"{}"}}"#, "x".repeat(2 * 1024 * 1024))), 413, "too_large"),
+        (
+            http.post(url("/v1/batch")).body(format!(r#"{{"ops":[], "pad":"{}"}}"#, "x".repeat(2 * 1024 * 1024))),
+            413,
+            "too_large",
+        ),
         (http.get(url("/v1/nothing/here")), 404, "not_found"),
     ];
     for (i, (req, status, code)) in cases.into_iter().enumerate() {
         let resp = req.send().await.expect("answer");
         let got = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
-        assert_eq!((got, body.pointer("/error/code").and_then(Value::as_str)), (status, Some(code)), "case {i}: {body}");
+        assert_eq!(
+            (got, body.pointer("/error/code").and_then(Value::as_str)),
+            (status, Some(code)),
+            "case {i}: {body}"
+        );
     }
     // Still serving, nothing lost or half-written.
     claim_complete_replay(&c, f, "ns", "k").await;

@@ -54,10 +54,7 @@ impl Shop {
     }
 
     fn order(&self, order: &str, key: &str, body: &Value) -> reqwest::RequestBuilder {
-        self.http
-            .post(format!("{}/orders/{order}/checkout", self.url))
-            .header("idempotency-key", key)
-            .json(body)
+        self.http.post(format!("{}/orders/{order}/checkout", self.url)).header("idempotency-key", key).json(body)
     }
 }
 

@@ -42,7 +42,8 @@ async fn key_commands_and_their_exit_codes() {
     let e = &c.urls().join(",");
     let key = "order/7 é";
 
-    let first = expect(e, 0, &["--json", "claim", "pay", key, "--lease", "30s", "--fingerprint", "f", "--claim-id", "c1"]);
+    let first =
+        expect(e, 0, &["--json", "claim", "pay", key, "--lease", "30s", "--fingerprint", "f", "--claim-id", "c1"]);
     let first = first.json();
     assert_eq!(first["outcome"], "acquired");
     let token = first["token"].as_u64().expect("token");
@@ -56,9 +57,30 @@ async fn key_commands_and_their_exit_codes() {
     expect(e, 6, &["claim", "pay", key, "--fingerprint", "other"]);
 
     expect(e, 4, &["checkpoint", "pay", key, "--token", &(token + 100).to_string(), "--stage", "s"]);
-    let cp = expect(e, 0, &["--json", "checkpoint", "pay", key, "--token", t, "--stage", "charged", "--data", r#"{"psp":"ch_1"}"#, "--lease", "1m"]);
+    let cp = expect(
+        e,
+        0,
+        &[
+            "--json",
+            "checkpoint",
+            "pay",
+            key,
+            "--token",
+            t,
+            "--stage",
+            "charged",
+            "--data",
+            r#"{"psp":"ch_1"}"#,
+            "--lease",
+            "1m",
+        ],
+    );
     assert_eq!(cp.json()["checkpoint"]["data"]["psp"], "ch_1");
-    let done = expect(e, 0, &["--json", "complete", "pay", key, "--token", t, "--result", r#"{"ok":true}"#, "--retention", "1h"]);
+    let done = expect(
+        e,
+        0,
+        &["--json", "complete", "pay", key, "--token", t, "--result", r#"{"ok":true}"#, "--retention", "1h"],
+    );
     assert_eq!(done.json()["state"], "completed");
     expect(e, 4, &["complete", "pay", key, "--token", &(token + 100).to_string(), "--result", "1"]);
 
@@ -119,7 +141,15 @@ async fn usage_errors_unavailability_and_help() {
     expect("http://127.0.0.1:1", 1, &["--timeout", "500ms", "get", "pay", "k"]);
 
     let help = expect(e, 0, &["--help"]);
-    for line in ["0  success", "1  registry unavailable", "2  bad usage", "3  in progress", "4  fenced", "5  not found", "6  fingerprint mismatch"] {
+    for line in [
+        "0  success",
+        "1  registry unavailable",
+        "2  bad usage",
+        "3  in progress",
+        "4  fenced",
+        "5  not found",
+        "6  fingerprint mismatch",
+    ] {
         assert!(help.stdout.contains(line), "--help lacks {line:?}:\n{}", help.stdout);
     }
     assert!(help.stdout.contains("IDEM_ENDPOINTS"), "{}", help.stdout);

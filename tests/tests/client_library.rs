@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use idem_client::proto::{BatchOp, CheckpointRequest, ClaimRequest, CompleteRequest, Consistency, GetQuery, RecordState};
+use idem_client::proto::{
+    BatchOp, CheckpointRequest, ClaimRequest, CompleteRequest, Consistency, GetQuery, RecordState,
+};
 use idem_client::{ClaimOutcome, Client, Error, RetryPolicy};
 use idem_tests::TestCluster;
 use serde_json::json;
@@ -19,7 +21,8 @@ async fn every_key_endpoint_with_typed_answers() {
     // A key that is not one path segment unless encoded.
     let key = "merchant/m1:charge?order=7#é 100%";
 
-    let ClaimOutcome::Acquired { token, takeover, record } = client.claim("pay", key, claim_id("a")).await.unwrap() else {
+    let ClaimOutcome::Acquired { token, takeover, record } = client.claim("pay", key, claim_id("a")).await.unwrap()
+    else {
         panic!("first claim acquires")
     };
     assert!(!takeover);
@@ -29,7 +32,10 @@ async fn every_key_endpoint_with_typed_answers() {
     assert!(matches!(again, ClaimOutcome::Acquired { token: t, .. } if t == token), "{again:?}");
     // Another caller: in progress, with a Retry-After.
     let rival = client.claim("pay", key, claim_id("b")).await.unwrap();
-    assert!(matches!(&rival, ClaimOutcome::InProgress { retry_after: Some(_), record } if record.token == token), "{rival:?}");
+    assert!(
+        matches!(&rival, ClaimOutcome::InProgress { retry_after: Some(_), record } if record.token == token),
+        "{rival:?}"
+    );
     let other = ClaimRequest { fingerprint: Some("other".into()), ..Default::default() };
     assert!(matches!(client.claim("pay", key, other).await, Err(Error::FingerprintMismatch)));
 
@@ -62,7 +68,9 @@ async fn release_wait_and_local_validation() {
     // A waiting read returns as soon as the holder completes.
     let waiter = {
         let client = client.clone();
-        tokio::spawn(async move { client.get("w", "k", &GetQuery { wait_ms: Some(10_000), ..Default::default() }).await })
+        tokio::spawn(
+            async move { client.get("w", "k", &GetQuery { wait_ms: Some(10_000), ..Default::default() }).await },
+        )
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     client.complete("w", "k", &CompleteRequest { token, result: json!(1), retention_ms: None }).await.unwrap();

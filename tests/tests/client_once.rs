@@ -12,11 +12,7 @@ use idem_tests::TestCluster;
 type Once = Result<String, OnceError<String>>;
 
 fn opts(lease_ms: u64, wait_ms: u64) -> OnceOptions {
-    OnceOptions {
-        lease: Duration::from_millis(lease_ms),
-        wait: Duration::from_millis(wait_ms),
-        ..Default::default()
-    }
+    OnceOptions { lease: Duration::from_millis(lease_ms), wait: Duration::from_millis(wait_ms), ..Default::default() }
 }
 
 #[tokio::test]

@@ -13,8 +13,12 @@ async fn abandoned_lease_is_taken_over_and_the_old_holder_is_fenced() {
     let f = c.follower().await;
     let path = key_path("pay", "takeover");
     let t1 = c.post(f, &format!("{path}/claim"), json!({"lease_ms": 300, "claim_id": "a"})).await.token();
-    c.post(f, &format!("{path}/checkpoint"), json!({"token": t1, "stage": "payment_initiated", "data": {"psp": "ch_1"}}))
-        .await;
+    c.post(
+        f,
+        &format!("{path}/checkpoint"),
+        json!({"token": t1, "stage": "payment_initiated", "data": {"psp": "ch_1"}}),
+    )
+    .await;
     let early = c.post(f, &format!("{path}/claim"), json!({"claim_id": "b"})).await;
     assert_eq!(early.status, 409, "the lease is still live");
 

@@ -30,11 +30,10 @@ fn stamped_writes(ops: &[Op]) -> Vec<(&Op, i64)> {
     let mut stamped = Vec::new();
     for op in ops {
         let stamp = match (&op.call, &op.outcome) {
-            (Call::Claim { claim_id }, Outcome::Ok { answer: Answer::Claim(ClaimResponse::Acquired { record, .. }), .. })
-                if !claimed.contains(claim_id.as_str()) =>
-            {
-                Some(record.updated_at_ms)
-            }
+            (
+                Call::Claim { claim_id },
+                Outcome::Ok { answer: Answer::Claim(ClaimResponse::Acquired { record, .. }), .. },
+            ) if !claimed.contains(claim_id.as_str()) => Some(record.updated_at_ms),
             (Call::Checkpoint { .. }, Outcome::Ok { answer: Answer::Record(r), .. }) => Some(r.updated_at_ms),
             _ => None,
         };
@@ -89,7 +88,8 @@ pub fn check(ops: &[Op]) -> Vec<(String, String)> {
     // Fast: stamp(b) - stamp(a) may not exceed b.return - a.invoke, i.e.
     // stamp(b) - b.return <= stamp(a) - a.invoke, for every a invoked before b returned.
     let ms = |us: u64| (us / 1000) as i64;
-    let slack = running_best(stamped.iter().map(|&(op, s)| (op.invoke_us, s - ms(op.invoke_us), op)).collect(), |a, b| a < b);
+    let slack =
+        running_best(stamped.iter().map(|&(op, s)| (op.invoke_us, s - ms(op.invoke_us), op)).collect(), |a, b| a < b);
     let mut worst: Option<(i64, &Op, &Op)> = None;
     let mut fast = 0;
     for &(b, stamp) in &stamped {

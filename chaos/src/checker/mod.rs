@@ -66,7 +66,11 @@ fn check_key(key: &str, ops: &[&Op], budget: usize) -> KeyVerdict {
         Linearizability::Violation(stuck) => {
             const SHOWN: usize = 12;
             let skipped = stuck.prefix.len().saturating_sub(SHOWN);
-            let mut lines = vec![format!("linearizable prefix of {} ops (the last {} shown):", stuck.prefix.len(), stuck.prefix.len() - skipped)];
+            let mut lines = vec![format!(
+                "linearizable prefix of {} ops (the last {} shown):",
+                stuck.prefix.len(),
+                stuck.prefix.len() - skipped
+            )];
             lines.extend(stuck.prefix[skipped..].iter().map(|&i| format!("  {}", line(ops[i]))));
             lines.push(format!("model state then: {}; none of these fits next:", syms.describe(&stuck.state)));
             lines.extend(stuck.candidates.iter().map(|&i| format!("  {}", line(ops[i]))));

@@ -193,7 +193,8 @@ impl Nemeses {
             (Nemesis::Partition, variant @ (0 | 1)) => {
                 // First the leader, cut off from the majority while clients still
                 // reach it; then a follower.
-                let (node, leader_loss) = if variant == 0 { (leader, true) } else { (self.random_other(leader), false) };
+                let (node, leader_loss) =
+                    if variant == 0 { (leader, true) } else { (self.random_other(leader), false) };
                 for other in self.others(node) {
                     self.control.cut(node, other).await?;
                 }

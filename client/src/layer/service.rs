@@ -68,29 +68,15 @@ where
     }
     let key = match req.headers().get(&config.header).map(|v| v.to_str()) {
         None if !config.required => return call(inner, req).await,
-        None => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &format!("{} header required", config.header),
-            )
-        }
+        None => return problem(StatusCode::BAD_REQUEST, "bad_request", &format!("{} header required", config.header)),
         Some(Ok(k)) if !k.is_empty() => k.to_owned(),
         Some(_) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &format!("{} must be visible ASCII", config.header),
-            )
+            return problem(StatusCode::BAD_REQUEST, "bad_request", &format!("{} must be visible ASCII", config.header))
         }
     };
     let (parts, body) = req.into_parts();
     let Ok(body) = axum::body::to_bytes(body, config.max_body_bytes).await else {
-        return problem(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "body too large to fingerprint",
-        );
+        return problem(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "body too large to fingerprint");
     };
     let scoped = (config.scope)(&parts, &key);
     let claim = ClaimRequest {
@@ -101,33 +87,16 @@ where
     };
     match config.client.claim(&config.namespace, &scoped, claim).await {
         Ok(ClaimOutcome::Acquired { token, record, .. }) => {
-            let ctx = Ctx::new(
-                config.client.clone(),
-                &config.namespace,
-                &scoped,
-                token,
-                &record,
-                config.lease,
-            );
+            let ctx = Ctx::new(config.client.clone(), &config.namespace, &scoped, token, &record, config.lease);
             let mut req = Request::from_parts(parts, Body::from(body));
             req.extensions_mut().insert(ctx.clone());
             tokio::spawn(hold(config, inner, req, ctx))
                 .await
-                .unwrap_or_else(|_| {
-                    problem(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal",
-                        "the handler panicked",
-                    )
-                })
+                .unwrap_or_else(|_| problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the handler panicked"))
         }
         Ok(ClaimOutcome::Completed(record)) => replay(&record),
         Ok(ClaimOutcome::InProgress { retry_after, .. }) => {
-            let mut resp = problem(
-                StatusCode::CONFLICT,
-                "in_progress",
-                "a request with this key is in progress",
-            );
+            let mut resp = problem(StatusCode::CONFLICT, "in_progress", "a request with this key is in progress");
             set_retry_after(&mut resp, retry_after.unwrap_or_default());
             resp
         }
@@ -138,11 +107,7 @@ where
         ),
         Err(Error::BadRequest(m)) => problem(StatusCode::BAD_REQUEST, "bad_request", &m),
         Err(e) => {
-            let mut resp = problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                &format!("idempotency store: {e}"),
-            );
+            let mut resp = problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &format!("idempotency store: {e}"));
             set_retry_after(&mut resp, Duration::from_secs(1));
             resp
         }
@@ -166,11 +131,7 @@ where
     }
     let (parts, body) = resp.into_parts();
     let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
-        return problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the handler's body failed",
-        );
+        return problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the handler's body failed");
     };
     guard.0 = None;
     let stored = StoredResponse::capture(&parts, &body, &config.stored_headers);
@@ -221,31 +182,18 @@ async fn call<S>(inner: S, req: Request<Body>) -> Response
 where
     S: Service<Request<Body>, Response = Response, Error = Infallible>,
 {
-    inner
-        .oneshot(req)
-        .await
-        .unwrap_or_else(|never| match never {})
+    inner.oneshot(req).await.unwrap_or_else(|never| match never {})
 }
 
 fn replay(record: &Record) -> Response {
-    match serde_json::from_value::<StoredResponse>(record.result.clone())
-        .ok()
-        .and_then(|s| s.replay())
-    {
+    match serde_json::from_value::<StoredResponse>(record.result.clone()).ok().and_then(|s| s.replay()) {
         Some(resp) => resp.map(Body::from),
-        None => problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the stored result is not a response",
-        ),
+        None => problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the stored result is not a response"),
     }
 }
 
 fn set_retry_after(resp: &mut Response, after: Duration) {
-    resp.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(after.as_secs().max(1)),
-    );
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
 }
 
 /// An answer of the layer itself, in idem's error shape.
@@ -253,9 +201,6 @@ fn problem(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({"error": {"code": code, "message": message}}).to_string();
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }

@@ -43,31 +43,20 @@ impl StoredResponse {
             Ok(text) => (text.to_owned(), false),
             Err(_) => (hex::encode(body), true),
         };
-        StoredResponse {
-            status: parts.status.as_u16(),
-            headers,
-            body,
-            hex,
-        }
+        StoredResponse { status: parts.status.as_u16(), headers, body, hex }
     }
 
     /// The stored response marked as a replay; `None` if what is stored is
     /// not a response this layer wrote.
     pub fn replay(&self) -> Option<http::Response<Bytes>> {
-        let body = if self.hex {
-            hex::decode(&self.body).ok()?
-        } else {
-            self.body.clone().into_bytes()
-        };
+        let body = if self.hex { hex::decode(&self.body).ok()? } else { self.body.clone().into_bytes() };
         let mut resp = http::Response::new(Bytes::from(body));
         *resp.status_mut() = StatusCode::from_u16(self.status).ok()?;
         for (name, value) in &self.headers {
             let name = HeaderName::try_from(name.as_str()).ok()?;
-            resp.headers_mut()
-                .append(name, HeaderValue::try_from(value.as_str()).ok()?);
+            resp.headers_mut().append(name, HeaderValue::try_from(value.as_str()).ok()?);
         }
-        resp.headers_mut()
-            .insert(REPLAYED, HeaderValue::from_static("true"));
+        resp.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
         Some(resp)
     }
 }
@@ -84,10 +73,7 @@ mod tests {
         assert_ne!(a, fingerprint(&Method::PATCH, "/orders", b"{}"));
         assert_ne!(a, fingerprint(&Method::POST, "/orders/1", b"{}"));
         assert_ne!(a, fingerprint(&Method::POST, "/orders", b"{ }"));
-        assert_ne!(
-            fingerprint(&Method::POST, "/ab", b"c"),
-            fingerprint(&Method::POST, "/a", b"bc")
-        );
+        assert_ne!(fingerprint(&Method::POST, "/ab", b"c"), fingerprint(&Method::POST, "/a", b"bc"));
     }
 
     #[test]
@@ -102,10 +88,7 @@ mod tests {
             let (parts, ()) = resp.into_parts();
             let stored = StoredResponse::capture(&parts, body, &[http::header::CONTENT_TYPE]);
             let json = serde_json::to_value(&stored).unwrap();
-            let replay = serde_json::from_value::<StoredResponse>(json)
-                .unwrap()
-                .replay()
-                .unwrap();
+            let replay = serde_json::from_value::<StoredResponse>(json).unwrap().replay().unwrap();
             assert_eq!(replay.status(), 201);
             assert_eq!(replay.headers()["content-type"], "application/json");
             assert_eq!(replay.headers()[REPLAYED], "true");

@@ -24,12 +24,8 @@ pub async fn batch(
     }
     let resolved: Vec<_> = req.ops.into_iter().map(resolve).collect();
     let valid: Vec<_> = resolved.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
-    let mut outcomes = if valid.is_empty() {
-        Vec::new()
-    } else {
-        app.propose(Command::Batch(valid)).await?.outcomes
-    }
-    .into_iter();
+    let mut outcomes =
+        if valid.is_empty() { Vec::new() } else { app.propose(Command::Batch(valid)).await?.outcomes }.into_iter();
     let mut results = Vec::with_capacity(resolved.len());
     for r in resolved {
         let reply: Reply = match r {

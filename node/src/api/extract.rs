@@ -7,11 +7,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::header;
-use axum::middleware::Next;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use idem_client::proto::{validate_key, validate_namespace};
+use axum::middleware::Next;
 use futures::StreamExt;
+use idem_client::proto::{validate_key, validate_namespace};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;

@@ -91,7 +91,11 @@ async fn proxy(app: &App, leader: &str, parts: &Parts, body: Bytes, wait: Durati
     }
     let resp = out.send().await.map_err(|e| {
         let err = ApiError::Unavailable(format!("forwarding to the leader failed: {e}"));
-        if e.is_connect() { Failed::Unreached(err) } else { Failed::Other(err) }
+        if e.is_connect() {
+            Failed::Unreached(err)
+        } else {
+            Failed::Other(err)
+        }
     })?;
     let mut builder = Response::builder().status(resp.status());
     for name in [header::CONTENT_TYPE, header::RETRY_AFTER] {

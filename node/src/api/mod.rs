@@ -58,4 +58,3 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(from_fn(telemetry::track_http))
         .with_state(app)
 }
-

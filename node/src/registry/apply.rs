@@ -160,13 +160,21 @@ impl<T: Tables> Ctx<'_, T> {
         }
     }
 
-    fn checkpoint(&mut self, id: &RecordId, token: u64, stage: &str, data_json: &str, lease_ms: Option<u64>) -> Outcome {
+    fn checkpoint(
+        &mut self,
+        id: &RecordId,
+        token: u64,
+        stage: &str,
+        data_json: &str,
+        lease_ms: Option<u64>,
+    ) -> Outcome {
         let mut rec = match self.held(id, token) {
             Ok(rec) => rec,
             Err(refused) => return refused,
         };
         let now = self.clock();
-        rec.checkpoint = Some(StoredCheckpoint { stage: stage.to_owned(), data_json: data_json.to_owned(), at_ms: now });
+        rec.checkpoint =
+            Some(StoredCheckpoint { stage: stage.to_owned(), data_json: data_json.to_owned(), at_ms: now });
         if let Some(lease_ms) = lease_ms {
             rec.lease_expires_at_ms = Some(now.saturating_add(lease_ms));
         }

@@ -224,7 +224,8 @@ fn sweep_is_bounded_per_entry() {
 #[test]
 fn batch_applies_in_order_within_one_entry() {
     let mut r = Replica::default();
-    let out = r.run(1_000, Command::Batch(vec![claim("a", Some("x"), None), claim("a", Some("y"), None), complete("a", 1)]));
+    let out =
+        r.run(1_000, Command::Batch(vec![claim("a", Some("x"), None), claim("a", Some("y"), None), complete("a", 1)]));
     assert_eq!(out.outcomes.len(), 3);
     assert_eq!(acquired_token(&out.outcomes[0]), 1);
     assert!(matches!(out.outcomes[1], Outcome::InProgress { .. }));

@@ -74,16 +74,27 @@ pub enum Op {
 /// What one operation decided. The API maps each variant to a status in one place.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
-    Acquired { token: u64, takeover: bool, record: Record },
-    Completed { record: Record },
+    Acquired {
+        token: u64,
+        takeover: bool,
+        record: Record,
+    },
+    Completed {
+        record: Record,
+    },
     /// Someone else holds a live lease; `retry_after_ms` is what is left of it.
-    InProgress { record: Record, retry_after_ms: u64 },
+    InProgress {
+        record: Record,
+        retry_after_ms: u64,
+    },
     FingerprintMismatch,
     Fenced,
     NotFound,
     /// Checkpoint, complete, release or delete succeeded; the record as it now is
     /// (or, for release and delete, as it was when it was removed).
-    Done { record: Record },
+    Done {
+        record: Record,
+    },
 }
 
 /// The outcomes of an entry, one per operation (none for a tick or a membership change).

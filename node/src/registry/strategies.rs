@@ -16,15 +16,13 @@ pub fn arb_op() -> impl Strategy<Value = Op> {
     let fp = prop::option::of(prop::sample::select(vec!["f1", "f2"]).prop_map(String::from));
     let token = 0u64..40;
     prop_oneof![
-        (key.clone(), 100u64..3_000, 1_000u64..8_000, fp, cid).prop_map(|(id, lease_ms, retention_ms, fingerprint, claim_id)| {
-            Op::Claim { id, lease_ms, retention_ms, fingerprint, owner: None, claim_id }
-        }),
-        (key.clone(), token.clone(), prop::option::of(100u64..3_000)).prop_map(|(id, token, lease_ms)| Op::Checkpoint {
-            id,
-            token,
-            stage: "s".into(),
-            data_json: "1".into(),
-            lease_ms
+        (key.clone(), 100u64..3_000, 1_000u64..8_000, fp, cid).prop_map(
+            |(id, lease_ms, retention_ms, fingerprint, claim_id)| {
+                Op::Claim { id, lease_ms, retention_ms, fingerprint, owner: None, claim_id }
+            }
+        ),
+        (key.clone(), token.clone(), prop::option::of(100u64..3_000)).prop_map(|(id, token, lease_ms)| {
+            Op::Checkpoint { id, token, stage: "s".into(), data_json: "1".into(), lease_ms }
         }),
         (key.clone(), token.clone(), prop::option::of(1_000u64..8_000)).prop_map(|(id, token, retention_ms)| {
             Op::Complete { id, token, result_json: "true".into(), retention_ms }
@@ -44,4 +42,3 @@ pub fn arb_log() -> impl Strategy<Value = Vec<Request>> {
     prop::collection::vec((cmd, 0u64..20_000), 1..120)
         .prop_map(|entries| entries.into_iter().map(|(cmd, stamp_ms)| Request { stamp_ms, cmd }).collect())
 }
-

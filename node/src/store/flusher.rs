@@ -46,7 +46,8 @@ impl Flusher {
                     metrics::counter!("idem_log_fsyncs_total").increment(1);
                     metrics::histogram!("idem_log_fsync_batch_size").record(waiting.len() as f64);
                     for callback in waiting {
-                        callback.log_io_completed(result.as_ref().map(|_| ()).map_err(|e| io::Error::other(e.to_string())));
+                        callback
+                            .log_io_completed(result.as_ref().map(|_| ()).map_err(|e| io::Error::other(e.to_string())));
                     }
                 }
             })

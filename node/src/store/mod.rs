@@ -10,8 +10,8 @@ mod codec;
 mod flusher;
 pub mod keys;
 mod log;
-mod snapshot;
 mod sled_tables;
+mod snapshot;
 mod state_machine;
 
 use std::path::Path;

@@ -177,10 +177,7 @@ impl StateMachineStore {
         let info = SnapshotInfo { meta, file: format!("{snapshot_id}.snap") };
         let header = Header { applied: self.applied, membership: self.membership.clone(), meta: self.meta };
         let (tree, path) = (self.view.tree(), self.snapshot_path(&info.file));
-        tokio::task::spawn_blocking(move || snapshot::write(&tree, &header, &path))
-            .await
-            .map_err(io)?
-            .map_err(io)?;
+        tokio::task::spawn_blocking(move || snapshot::write(&tree, &header, &path)).await.map_err(io)?.map_err(io)?;
         self.remember_snapshot(&info)?;
         metrics::counter!("idem_snapshots_total", "kind" => "built").increment(1);
         Ok(info)
@@ -265,7 +262,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(Box::new(file))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<tokio::fs::File>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), StorageError> {
         let mut file = snapshot.into_std().await;
         if let Some(part) = self.incoming.take() {
             // Unlinking is safe while `file` may still be that very file.

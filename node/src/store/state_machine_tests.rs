@@ -7,14 +7,17 @@ use proptest::prelude::*;
 
 use super::StateMachineStore;
 use crate::registry::strategies::arb_log;
-use crate::store::open;
 use crate::registry::{Command, Op, RecordId, Request, Response};
+use crate::store::open;
 use crate::types::{Entry, LogId};
 
 const TEST_CACHE: u64 = 32 * 1024 * 1024;
 
 fn entry_at(index: u64, stamp_ms: u64, cmd: Command) -> Entry {
-    Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(Request { stamp_ms, cmd }) }
+    Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+        payload: EntryPayload::Normal(Request { stamp_ms, cmd }),
+    }
 }
 
 fn entry(index: u64, cmd: Command) -> Entry {
@@ -102,7 +105,8 @@ fn replica(log: &[Request], chunks: &[usize]) -> (Vec<Response>, Vec<(Vec<u8>, V
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let (_log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
-        let entries: Vec<Entry> = log.iter().enumerate().map(|(i, r)| entry_at(i as u64 + 1, r.stamp_ms, r.cmd.clone())).collect();
+        let entries: Vec<Entry> =
+            log.iter().enumerate().map(|(i, r)| entry_at(i as u64 + 1, r.stamp_ms, r.cmd.clone())).collect();
         let mut outcomes = Vec::new();
         let mut rest = &entries[..];
         for size in chunks.iter().cycle() {

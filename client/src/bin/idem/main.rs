@@ -15,11 +15,7 @@ use idem_client::{Client, RetryPolicy};
 use crate::output::Output;
 
 #[derive(Parser)]
-#[command(
-    name = "idem",
-    version,
-    about = "Claim, complete and inspect idempotency keys in an idem cluster"
-)]
+#[command(name = "idem", version, about = "Claim, complete and inspect idempotency keys in an idem cluster")]
 #[command(after_help = exit::HELP)]
 struct Cli {
     /// Base URLs of the nodes, comma-separated; any node serves any request.
@@ -45,11 +41,7 @@ struct Cli {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = Output::new(cli.json);
-    let policy = RetryPolicy {
-        budget: cli.timeout,
-        max_attempts: u32::MAX,
-        ..RetryPolicy::default()
-    };
+    let policy = RetryPolicy { budget: cli.timeout, max_attempts: u32::MAX, ..RetryPolicy::default() };
     let client = Client::builder(cli.endpoints)
         .request_timeout(cli.timeout.min(Duration::from_secs(5)))
         .retry_policy(policy)

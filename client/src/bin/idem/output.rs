@@ -17,10 +17,7 @@ impl Output {
     /// Prints `value` as JSON, or `human()` as text.
     pub fn print(&self, value: &impl Serialize, human: impl FnOnce() -> String) {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string(value).expect("answers are JSON")
-            );
+            println!("{}", serde_json::to_string(value).expect("answers are JSON"));
         } else {
             println!("{}", human());
         }
@@ -40,14 +37,8 @@ impl Output {
 /// One line per record: what an operator looks for first.
 pub fn summary(r: &Record) -> String {
     let state = serde_json::to_value(r.state).expect("a state is JSON");
-    let mut line = format!(
-        "{}/{} {} token={} attempt={}",
-        r.namespace,
-        r.key,
-        state.as_str().unwrap_or("?"),
-        r.token,
-        r.attempt
-    );
+    let mut line =
+        format!("{}/{} {} token={} attempt={}", r.namespace, r.key, state.as_str().unwrap_or("?"), r.token, r.attempt);
     if let Some(c) = &r.checkpoint {
         line.push_str(&format!(" checkpoint={}", c.stage));
     }

@@ -42,27 +42,12 @@ pub async fn run(client: &Client, out: &Output, a: Args) -> Result<u8, Error> {
     let mut json = serde_json::to_value(outcome.to_response()).expect("claim answers are JSON");
     json["token"] = outcome.record().token.into();
     out.print(&json, || match &outcome {
-        ClaimOutcome::Acquired {
-            token,
-            takeover,
-            record,
-        } => {
-            format!(
-                "acquired token={token}{} ({})",
-                if *takeover { " takeover" } else { "" },
-                summary(record)
-            )
+        ClaimOutcome::Acquired { token, takeover, record } => {
+            format!("acquired token={token}{} ({})", if *takeover { " takeover" } else { "" }, summary(record))
         }
         ClaimOutcome::Completed(record) => format!("completed ({})", summary(record)),
-        ClaimOutcome::InProgress {
-            record,
-            retry_after,
-        } => {
-            format!(
-                "in progress, retry after {:?} ({})",
-                retry_after.unwrap_or_default(),
-                summary(record)
-            )
+        ClaimOutcome::InProgress { record, retry_after } => {
+            format!("in progress, retry after {:?} ({})", retry_after.unwrap_or_default(), summary(record))
         }
     });
     Ok(match outcome {

@@ -38,12 +38,7 @@ fn summary(s: &ClusterStatus) -> String {
         s.node_id, s.term, s.committed_index, s.applied_index
     );
     for m in &s.members {
-        text.push_str(&format!(
-            "\n  {} {} {}",
-            m.id,
-            m.addr,
-            if m.voter { "voter" } else { "learner" }
-        ));
+        text.push_str(&format!("\n  {} {} {}", m.id, m.addr, if m.voter { "voter" } else { "learner" }));
     }
     text
 }

@@ -22,11 +22,7 @@ pub struct Args {
 }
 
 pub async fn run(client: &Client, out: &Output, a: Args) -> Result<u8, Error> {
-    let req = CompleteRequest {
-        token: a.held.token,
-        result: a.result,
-        retention_ms: a.retention.map(millis),
-    };
+    let req = CompleteRequest { token: a.held.token, result: a.result, retention_ms: a.retention.map(millis) };
     out.record(&client.complete(&a.held.target.ns, &a.held.target.key, &req).await?);
     Ok(exit::OK)
 }

@@ -22,11 +22,7 @@ pub struct Args {
 
 pub async fn run(client: &Client, out: &Output, a: Args) -> Result<u8, Error> {
     let query = GetQuery {
-        consistency: if a.stale {
-            Consistency::Stale
-        } else {
-            Consistency::Linearizable
-        },
+        consistency: if a.stale { Consistency::Stale } else { Consistency::Linearizable },
         wait_ms: a.wait.map(millis),
     };
     out.record(&client.get(&a.target.ns, &a.target.key, &query).await?);

@@ -13,8 +13,6 @@ pub struct Args {
 
 pub async fn run(client: &Client, out: &Output, a: Args) -> Result<u8, Error> {
     client.release(&a.held.target.ns, &a.held.target.key, a.held.token).await?;
-    out.print(&json!({"released": true}), || {
-        format!("released {}/{}", a.held.target.ns, a.held.target.key)
-    });
+    out.print(&json!({"released": true}), || format!("released {}/{}", a.held.target.ns, a.held.target.key));
     Ok(exit::OK)
 }
