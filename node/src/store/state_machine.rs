@@ -23,6 +23,10 @@ use crate::clock::Observed;
 use crate::registry::{self, Meta, RecordId, Response, StoredRecord};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
+/// A tree's keys and values in order.
+#[cfg(test)]
+pub(crate) type TreeBytes = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What the API reads between applies: the current tree and the published
 /// scalars. Shared with the HTTP handlers; only the state machine writes it.
 pub struct StateView {
@@ -75,7 +79,7 @@ impl StateView {
 
     /// Every key and value of the current tree, for byte-for-byte comparisons in tests.
     #[cfg(test)]
-    pub(crate) fn dump(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub(crate) fn dump(&self) -> TreeBytes {
         self.tree().iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("readable tree")).collect()
     }
 

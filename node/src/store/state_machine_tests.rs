@@ -5,7 +5,7 @@ use openraft::{CommittedLeaderId, EntryPayload, RaftSnapshotBuilder};
 
 use proptest::prelude::*;
 
-use super::StateMachineStore;
+use super::{StateMachineStore, TreeBytes};
 use crate::registry::strategies::arb_log;
 use crate::registry::{Command, Op, RecordId, Request, Response};
 use crate::store::open;
@@ -100,7 +100,7 @@ async fn applied_state_survives_reopen_without_reapplying() {
 
 /// Apply `log` to a fresh sled state machine, `chunks` entries per `apply`
 /// call (cycling); returns the outcomes and the tree's bytes.
-fn replica(log: &[Request], chunks: &[usize]) -> (Vec<Response>, Vec<(Vec<u8>, Vec<u8>)>) {
+fn replica(log: &[Request], chunks: &[usize]) -> (Vec<Response>, TreeBytes) {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
