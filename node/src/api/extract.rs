@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, BodyDataStream, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::header;
@@ -78,24 +78,52 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// How long an over-limit body is read and dropped before the 413 goes out.
 const LINGER: Duration = Duration::from_secs(5);
 
-/// Reject over-limit bodies up front with the API's 413, whichever handler runs.
-pub async fn limit_body(State(limit): State<usize>, mut req: Request, next: Next) -> axum::response::Response {
+/// Read the body of every client request here, bounded, so an over-limit
+/// body gets the API's 413 whichever handler runs and however it is framed:
+/// at once when `Content-Length` declares too much, else as soon as the limit
+/// is passed. The handler then sees the body in memory.
+pub async fn limit_body(State(limit): State<usize>, req: Request, next: Next) -> axum::response::Response {
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if let Some(n) = declared.filter(|&n| n > limit) {
-        discard(req.into_body(), n.min(limit.saturating_mul(16))).await;
-        return axum::response::IntoResponse::into_response(ApiError::TooLarge(limit));
+    let (parts, body) = req.into_parts();
+    let mut chunks = body.into_data_stream();
+    let within = match declared {
+        Some(n) if n > limit => Err(ApiError::TooLarge(limit)),
+        _ => collect(&mut chunks, limit, declared.unwrap_or(0)).await,
+    };
+    match within {
+        Ok(bytes) => {
+            let mut req = Request::from_parts(parts, Body::from(bytes));
+            req.extensions_mut().insert(BodyLimit(limit));
+            next.run(req).await
+        }
+        Err(e) => {
+            if matches!(e, ApiError::TooLarge(_)) {
+                discard(&mut chunks, limit.saturating_mul(16)).await;
+            }
+            axum::response::IntoResponse::into_response(e)
+        }
     }
-    req.extensions_mut().insert(BodyLimit(limit));
-    next.run(req).await
 }
 
-/// Read and drop up to `cap` bytes of a rejected body, for at most [`LINGER`],
-/// as nginx's lingering close does. Answering while the client is still sending
-/// and then closing with unread data makes the kernel reset the connection, and
-/// the client sees a broken pipe instead of the 413. The caps keep a hostile
-/// sender from holding the node's time or memory (chunks are dropped as read).
-async fn discard(body: Body, cap: usize) {
-    let mut chunks = body.into_data_stream();
+/// The whole body if it is at most `limit` bytes.
+async fn collect(chunks: &mut BodyDataStream, limit: usize, size_hint: usize) -> Result<Bytes, ApiError> {
+    let mut body = Vec::with_capacity(size_hint.min(limit));
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.into())
+}
+
+/// Read and drop up to `cap` more bytes of a rejected body, for at most
+/// [`LINGER`], as nginx's lingering close does. Answering while the client is
+/// still sending and then closing with unread data makes the kernel reset the
+/// connection, and the client sees a broken pipe instead of the 413. The caps
+/// keep a hostile sender from holding the node's time; chunks are dropped as read.
+async fn discard(chunks: &mut BodyDataStream, cap: usize) {
     let mut read = 0usize;
     let drain = async {
         while let Some(Ok(chunk)) = chunks.next().await {
