@@ -2,13 +2,16 @@
 //! skew the wall clock (`--test-hooks`) and a simulator could replace it.
 //!
 //! Stamps come from the monotonic clock, anchored once per term. A new leader
-//! anchors on the replicated clock it last applied, plus the monotonic time
-//! since it applied it: that sum is never ahead of real time (the entry was
-//! stamped before this node saw it), so no lease ends early because this
-//! machine's wall clock runs fast, and elections add no jumps. Only a leader
-//! that has applied nothing since its process started, as after a whole-cluster
-//! restart, reads its wall clock (never below the replicated clock); that is the
-//! one source that knows how long the cluster was down.
+//! anchors on the replicated clock as of its latest apply, plus the monotonic
+//! time since that apply. Every lease granted at that clock value was granted
+//! no later than this node applied it, so the clock advances no faster than
+//! real time since any grant: no lease ends early because this machine's wall
+//! clock runs fast, and elections add no jumps. The clock may fall behind real
+//! time instead (a leader that anchored on entries it applied late), which
+//! only lengthens leases. Only a leader that has applied nothing since its
+//! process started, as after a whole-cluster restart, reads its wall clock
+//! (never below the replicated clock); that is the one source that knows how
+//! long the cluster was down.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -20,7 +23,8 @@ pub struct Clock {
     base: Mutex<Option<Base>>,
 }
 
-/// A replicated clock value and the moment this process first applied it.
+/// A replicated clock value and the moment this process last applied entries
+/// that left the clock there.
 #[derive(Debug, Clone, Copy)]
 pub struct Observed {
     pub clock_ms: u64,
@@ -64,7 +68,10 @@ impl Clock {
                 b
             }
         };
-        b.start.now_ms()
+        // Entries of the previous term applied since the anchor may have left
+        // the clock above it; continuing from the latest apply is as safe and
+        // keeps the stamps from falling behind (and the clock from standing still).
+        b.start.now_ms().max(seen.map_or(0, |s| s.now_ms()))
     }
 }
 
@@ -95,6 +102,15 @@ mod tests {
         let replicated = clock.now_ms() - 60_000;
         let s = clock.stamp(7, replicated, seen(replicated, 2_000));
         assert!((replicated + 2_000..replicated + 3_000).contains(&s), "stamp {s} jumped from {replicated}");
+    }
+
+    #[test]
+    fn a_leader_that_anchored_behind_the_clock_catches_up_as_it_applies() {
+        let clock = Clock::default();
+        let low = clock.stamp(5, 1_000_000, seen(1_000_000, 0));
+        assert!(low < 1_001_000);
+        let caught_up = clock.stamp(5, 1_004_000, seen(1_004_000, 0));
+        assert!((1_004_000..1_005_000).contains(&caught_up), "{caught_up}");
     }
 
     #[test]

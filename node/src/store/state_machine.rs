@@ -32,8 +32,8 @@ pub(crate) type TreeBytes = Vec<(Vec<u8>, Vec<u8>)>;
 pub struct StateView {
     tree: RwLock<sled::Tree>,
     clock_ms: AtomicU64,
-    /// When this process first applied the current `clock_ms`; `None` until
-    /// it applies an entry that advances it (a restart knows no such moment).
+    /// `clock_ms` and when this process last applied entries that left it
+    /// there; `None` until it applies any (a restart knows no such moment).
     observed: Mutex<Option<Observed>>,
     records: AtomicU64,
     expired_total: AtomicU64,
@@ -50,7 +50,11 @@ impl StateView {
         self.clock_ms.load(Ordering::Acquire)
     }
 
-    /// The latest replicated clock this process applied, and when.
+    /// The replicated clock after the latest apply, and when that was.
+    ///
+    /// The latest apply, not the first to reach the value: while the clock
+    /// stands still (a leader stamping behind it), every write still grants
+    /// leases from that value, so time must be counted from the last of them.
     pub fn observed(&self) -> Option<Observed> {
         *self.observed.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -83,11 +87,13 @@ impl StateView {
         self.tree().iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("readable tree")).collect()
     }
 
+    /// Note that entries were applied just now, leaving the clock at `clock_ms`.
+    fn observe(&self, clock_ms: u64) {
+        *self.observed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Observed { clock_ms, at: Instant::now() });
+    }
+
     fn publish(&self, meta: &Meta, applied: Option<LogId>) {
-        if self.clock_ms.swap(meta.clock_ms, Ordering::AcqRel) < meta.clock_ms {
-            let seen = Observed { clock_ms: meta.clock_ms, at: Instant::now() };
-            *self.observed.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen);
-        }
+        self.clock_ms.store(meta.clock_ms, Ordering::Release);
         self.records.store(meta.records, Ordering::Relaxed);
         self.expired_total.store(meta.expired_total, Ordering::Relaxed);
         self.applied.send_replace(applied.map_or(0, |l| l.index));
@@ -239,6 +245,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         tables.put_raw(keys::SM_META, encode(&self.meta)?);
         tree.apply_batch(tables.into_batch()?).map_err(io)?;
         self.view.publish(&self.meta, self.applied);
+        self.view.observe(self.meta.clock_ms);
         Ok(responses)
     }
 
@@ -304,6 +311,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.membership = header.membership;
         self.meta = header.meta;
         self.view.publish(&self.meta, self.applied);
+        self.view.observe(self.meta.clock_ms);
         metrics::counter!("idem_snapshots_total", "kind" => "installed").increment(1);
         Ok(())
     }
