@@ -6,12 +6,14 @@
 //! time since that apply. Every lease granted at that clock value was granted
 //! no later than this node applied it, so the clock advances no faster than
 //! real time since any grant: no lease ends early because this machine's wall
-//! clock runs fast, and elections add no jumps. The clock may fall behind real
-//! time instead (a leader that anchored on entries it applied late), which
-//! only lengthens leases. Only a leader that has applied nothing since its
-//! process started, as after a whole-cluster restart, reads its wall clock
-//! (never below the replicated clock); that is the one source that knows how
-//! long the cluster was down.
+//! clock runs fast, and elections add no jumps. The clock may fall behind
+//! real time instead (a leader that anchored on entries it applied late, or
+//! the whole cluster down), which only lengthens leases and retention: early
+//! expiry is what would let a retry run an effect twice. The wall clock is
+//! read once, by the first leader of a fresh cluster; a leader that has
+//! applied nothing since its process started resumes from the replicated
+//! clock, so, as with etcd's leases, time the whole cluster was down is not
+//! counted.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -62,7 +64,11 @@ impl Clock {
         let b = match *base {
             Some(b) if b.term == term => b,
             _ => {
-                let anchor = seen.map_or_else(|| self.now_ms(), |s| s.now_ms());
+                let anchor = match seen {
+                    Some(s) => s.now_ms(),
+                    None if replicated_ms == 0 => self.now_ms(),
+                    None => replicated_ms,
+                };
                 let b = Base { term, start: Observed { clock_ms: anchor.max(replicated_ms), at: Instant::now() } };
                 *base = Some(b);
                 b
@@ -122,13 +128,20 @@ mod tests {
     }
 
     #[test]
-    fn without_an_observation_a_new_term_reads_the_wall_clock_but_never_below_the_replicated_one() {
+    fn a_fresh_cluster_starts_from_the_wall_clock() {
         let clock = Clock::default();
-        let t1 = clock.stamp(1, 0, None);
         clock.set_offset_ms(60_000);
-        assert!(clock.stamp(2, 0, None) >= t1 + 60_000);
-        let far = clock.now_ms() + 500_000;
-        assert!(clock.stamp(3, far, None) >= far);
-        assert!(clock.stamp(4, far, seen(far - 10_000, 0)) >= far, "nor below it with a stale observation");
+        let wall = clock.now_ms();
+        assert!((wall..wall + 1_000).contains(&clock.stamp(1, 0, None)));
+    }
+
+    #[test]
+    fn after_a_restart_the_clock_resumes_where_it_stood_whatever_the_wall_clock_says() {
+        let clock = Clock::default();
+        clock.set_offset_ms(3_600_000);
+        let s = clock.stamp(9, 1_000_000, None);
+        assert!((1_000_000..1_001_000).contains(&s), "{s}");
+        let stale = clock.stamp(10, 2_000_000, seen(1_000_000, 0));
+        assert!(stale >= 2_000_000, "never below the replicated clock, even with a stale observation");
     }
 }

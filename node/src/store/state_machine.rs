@@ -32,8 +32,9 @@ pub(crate) type TreeBytes = Vec<(Vec<u8>, Vec<u8>)>;
 pub struct StateView {
     tree: RwLock<sled::Tree>,
     clock_ms: AtomicU64,
-    /// `clock_ms` and when this process last applied entries that left it
-    /// there; `None` until it applies any (a restart knows no such moment).
+    /// `clock_ms` and when this process last applied stamped entries that
+    /// left it there; `None` until it applies one (a restart knows no such
+    /// moment, and a snapshot's clock is older than its install).
     observed: Mutex<Option<Observed>>,
     records: AtomicU64,
     expired_total: AtomicU64,
@@ -87,7 +88,7 @@ impl StateView {
         self.tree().iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("readable tree")).collect()
     }
 
-    /// Note that entries were applied just now, leaving the clock at `clock_ms`.
+    /// Note that stamped entries were applied just now, leaving the clock at `clock_ms`.
     fn observe(&self, clock_ms: u64) {
         *self.observed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Observed { clock_ms, at: Instant::now() });
     }
@@ -228,11 +229,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let tree = self.view.tree();
         let mut tables = SledTables::new(&tree);
         let mut responses = Vec::new();
+        let mut stamped = false;
         for entry in entries {
             self.applied = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => Response::default(),
-                EntryPayload::Normal(req) => registry::apply(&mut tables, &mut self.meta, entry.log_id.index, &req),
+                EntryPayload::Normal(req) => {
+                    stamped = true;
+                    registry::apply(&mut tables, &mut self.meta, entry.log_id.index, &req)
+                }
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m);
                     Response::default()
@@ -245,7 +250,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         tables.put_raw(keys::SM_META, encode(&self.meta)?);
         tree.apply_batch(tables.into_batch()?).map_err(io)?;
         self.view.publish(&self.meta, self.applied);
-        self.view.observe(self.meta.clock_ms);
+        // Only stamped entries grant leases at the clock they leave; a blank
+        // or membership entry (a new term, a fresh cluster at clock 0) says
+        // nothing about how current the clock is.
+        if stamped {
+            self.view.observe(self.meta.clock_ms);
+        }
         Ok(responses)
     }
 
@@ -311,7 +321,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.membership = header.membership;
         self.meta = header.meta;
         self.view.publish(&self.meta, self.applied);
-        self.view.observe(self.meta.clock_ms);
         metrics::counter!("idem_snapshots_total", "kind" => "installed").increment(1);
         Ok(())
     }

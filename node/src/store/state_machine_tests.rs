@@ -51,17 +51,20 @@ fn ids(n: u64) -> impl Iterator<Item = RecordId> {
 }
 
 #[tokio::test]
-async fn the_clock_is_observed_at_every_apply_and_not_after_a_restart() {
+async fn the_clock_is_observed_at_every_stamped_apply_and_not_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (_log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
     assert!(sm.view().observed().is_none());
-    sm.apply([entry_at(1, 5_000, Command::Tick)]).await.unwrap();
+    let blank = Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), 1), payload: EntryPayload::Blank };
+    sm.apply([blank]).await.unwrap();
+    assert!(sm.view().observed().is_none(), "a blank entry carries no stamp");
+    sm.apply([entry_at(2, 5_000, Command::Tick)]).await.unwrap();
     let first = sm.view().observed().expect("observed after an apply");
     assert_eq!(first.clock_ms, 5_000);
     std::thread::sleep(std::time::Duration::from_millis(20));
     // A leader stamping behind the clock leaves it standing; leases granted
     // now count from 5 000 too, so the observation moves to now.
-    sm.apply([entry_at(2, 4_000, Command::Tick)]).await.unwrap();
+    sm.apply([entry_at(3, 4_000, Command::Tick)]).await.unwrap();
     let second = sm.view().observed().unwrap();
     assert_eq!(second.clock_ms, 5_000);
     assert!(second.at >= first.at + std::time::Duration::from_millis(20), "{first:?} then {second:?}");
