@@ -10,7 +10,7 @@ use openraft::ServerState;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::ConsensusError;
 use crate::registry::{Command, Request, Response};
 use crate::store::StateView;
 use crate::types::{NodeId, Raft, RaftMetrics};
@@ -74,7 +74,7 @@ impl App {
     /// Stamp `cmd` with this node's clock and replicate it; answers once a
     /// majority has it on disk and it is applied here. openraft batches
     /// concurrent proposals into shared appends (and so shared fsyncs).
-    pub async fn propose(&self, cmd: Command) -> Result<Response, ApiError> {
+    pub async fn propose(&self, cmd: Command) -> Result<Response, ConsensusError> {
         let term = self.raft.metrics().borrow().current_term;
         let stamp_ms = self.clock.stamp(term, self.view.clock_ms(), self.view.observed());
         self.last_proposal_ms.store(self.monotonic_ms(), Ordering::Relaxed);
@@ -82,23 +82,23 @@ impl App {
         match tokio::time::timeout(self.config.request_timeout, write).await {
             Ok(Ok(resp)) => Ok(resp.data),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(ApiError::Unavailable("this node lost leadership".into()))
+                Err(ConsensusError::Unavailable("this node lost leadership".into()))
             }
             Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(ApiError::BadRequest(e.to_string()))
+                Err(ConsensusError::Refused(e.to_string()))
             }
-            Ok(Err(RaftError::Fatal(e))) => Err(ApiError::Unavailable(format!("raft stopped: {e}"))),
-            Err(_) => Err(ApiError::Unavailable("no quorum within the request deadline".into())),
+            Ok(Err(RaftError::Fatal(e))) => Err(ConsensusError::Unavailable(format!("raft stopped: {e}"))),
+            Err(_) => Err(ConsensusError::Unavailable("no quorum within the request deadline".into())),
         }
     }
 
     /// Confirm leadership with a quorum and wait until this node has applied
     /// everything committed before the read began.
-    pub async fn ensure_linearizable(&self) -> Result<(), ApiError> {
+    pub async fn ensure_linearizable(&self) -> Result<(), ConsensusError> {
         match tokio::time::timeout(self.config.request_timeout, self.raft.ensure_linearizable()).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(ApiError::Unavailable(format!("cannot confirm leadership: {e}"))),
-            Err(_) => Err(ApiError::Unavailable("no quorum within the request deadline".into())),
+            Ok(Err(e)) => Err(ConsensusError::Unavailable(format!("cannot confirm leadership: {e}"))),
+            Err(_) => Err(ConsensusError::Unavailable("no quorum within the request deadline".into())),
         }
     }
 

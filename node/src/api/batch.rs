@@ -6,11 +6,11 @@ use axum::extract::State;
 use axum::Json;
 use idem_client::proto::{limits, BatchRequest, BatchResponse, BatchResult};
 
+use super::error::ApiError;
 use super::extract::JsonBody;
 use super::ops::resolve;
 use super::reply::Reply;
 use crate::app::App;
-use crate::error::ApiError;
 use crate::registry::Command;
 
 /// Invalid operations answer their own 400 in place and are not proposed;

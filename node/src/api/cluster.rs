@@ -7,9 +7,9 @@ use axum::extract::State;
 use axum::Json;
 use idem_client::proto::{AddLearnerRequest, ChangeVotersRequest, ClusterStatus, Member};
 
+use super::error::ApiError;
 use super::extract::JsonBody;
 use crate::app::App;
-use crate::error::ApiError;
 use crate::types::{NodeAddr, NodeId};
 
 pub async fn status(State(app): State<Arc<App>>) -> Json<ClusterStatus> {

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use idem_client::proto::{validate_key, validate_namespace};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::registry::RecordId;
 
 /// `{ns}` and `{key}` of the path, percent-decoded and validated.

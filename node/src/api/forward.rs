@@ -13,9 +13,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use idem_client::proto::{Consistency, GetQuery};
 
+use super::error::ApiError;
 use super::extract::BodyLimit;
 use crate::app::App;
-use crate::error::ApiError;
 
 /// Marks a forwarded request so the receiver never forwards it again.
 pub const FORWARDED_BY: &str = "x-idem-forwarded-by";

@@ -10,11 +10,11 @@ use idem_client::proto::{
     ReleaseRequest,
 };
 
+use super::error::ApiError;
 use super::extract::{JsonBody, QueryArgs, RecordPath};
 use super::ops::resolve;
 use super::reply::Reply;
 use crate::app::App;
-use crate::error::ApiError;
 use crate::registry::Command;
 
 /// Validate, propose as one entry, and answer with the operation's outcome.

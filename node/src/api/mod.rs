@@ -4,6 +4,7 @@
 mod batch;
 mod cluster;
 mod debug;
+mod error;
 mod extract;
 mod forward;
 mod health;
@@ -21,8 +22,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::app::App;
-use crate::error::ApiError;
 use crate::telemetry;
+use error::ApiError;
 
 /// Raft messages (log batches, snapshot chunks) may exceed the client body limit.
 const RAFT_BODY_LIMIT: usize = 256 * 1024 * 1024;

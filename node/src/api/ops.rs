@@ -3,7 +3,7 @@
 
 use idem_client::proto::{limits, BatchOp};
 
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::registry::{Op, RecordId};
 
 fn json_text(v: &serde_json::Value) -> String {

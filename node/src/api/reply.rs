@@ -7,7 +7,7 @@ use axum::Json;
 use idem_client::proto::ClaimResponse;
 use serde_json::Value;
 
-use crate::error::{with_retry_after, ApiError};
+use super::error::{with_retry_after, ApiError};
 use crate::registry::Outcome;
 
 pub struct Reply {
