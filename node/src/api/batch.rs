@@ -8,8 +8,8 @@ use idem_client::proto::{limits, BatchRequest, BatchResponse, BatchResult};
 
 use super::error::ApiError;
 use super::extract::JsonBody;
-use super::ops::resolve;
-use super::reply::Reply;
+use super::reply::{self, Reply};
+use super::resolve;
 use crate::app::App;
 use crate::registry::Command;
 
@@ -22,14 +22,29 @@ pub async fn batch(
     if req.ops.len() > limits::BATCH_MAX_OPS {
         return Err(ApiError::BadRequest(format!("a batch holds at most {} ops", limits::BATCH_MAX_OPS)));
     }
-    let resolved: Vec<_> = req.ops.into_iter().map(resolve).collect();
-    let valid: Vec<_> = resolved.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+    let mut valid = Vec::with_capacity(req.ops.len());
+    // Each op's record id where it is valid, its refusal where not, in order.
+    let slots: Vec<_> = req
+        .ops
+        .into_iter()
+        .map(|op| {
+            resolve::batch_op(op).map(|op| {
+                let id = op.id().clone();
+                valid.push(op);
+                id
+            })
+        })
+        .collect();
     let mut outcomes =
         if valid.is_empty() { Vec::new() } else { app.propose(Command::Batch(valid)).await?.outcomes }.into_iter();
-    let mut results = Vec::with_capacity(resolved.len());
-    for r in resolved {
-        let reply: Reply = match r {
-            Ok(_) => outcomes.next().ok_or_else(|| ApiError::internal("batch outcome missing"))?.into(),
+    let mut results = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let reply = match slot {
+            Ok(id) => {
+                let outcome = outcomes.next().ok_or_else(|| ApiError::internal("batch outcome missing"))?;
+                reply::count(&outcome);
+                Reply::outcome(&id, outcome)
+            }
             Err(e) => e.into(),
         };
         results.push(BatchResult { status: reply.status.as_u16(), body: reply.body });

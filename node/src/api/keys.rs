@@ -6,23 +6,22 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::Json;
 use idem_client::proto::{
-    BatchOp, CheckpointRequest, ClaimRequest, CompleteRequest, Consistency, GetQuery, Record, RecordState,
-    ReleaseRequest,
+    CheckpointRequest, ClaimRequest, CompleteRequest, Consistency, GetQuery, Record, ReleaseRequest,
 };
 
 use super::error::ApiError;
 use super::extract::{JsonBody, QueryArgs, RecordPath};
-use super::ops::resolve;
-use super::reply::Reply;
+use super::reply::{self, wire, Reply};
+use super::resolve;
 use crate::app::App;
-use crate::registry::Command;
+use crate::registry::{Command, Op, RecordId, RecordState};
 
-/// Validate, propose as one entry, and answer with the operation's outcome.
-async fn execute(app: &App, op: BatchOp) -> Result<Reply, ApiError> {
-    let op = resolve(op)?;
+/// Propose `op` on `id` as one entry and answer with its outcome.
+async fn execute(app: &App, id: &RecordId, op: Op) -> Result<Reply, ApiError> {
     let mut resp = app.propose(Command::Op(op)).await?;
     let outcome = resp.outcomes.pop().ok_or_else(|| ApiError::internal("an operation applied without outcome"))?;
-    Ok(outcome.into())
+    reply::count(&outcome);
+    Ok(Reply::outcome(id, outcome))
 }
 
 pub async fn claim(
@@ -30,7 +29,7 @@ pub async fn claim(
     RecordPath(id): RecordPath,
     JsonBody(req): JsonBody<ClaimRequest>,
 ) -> Result<Reply, ApiError> {
-    execute(&app, BatchOp::Claim { ns: id.ns, key: id.key, req }).await
+    execute(&app, &id, resolve::claim(id.clone(), req)?).await
 }
 
 pub async fn checkpoint(
@@ -38,7 +37,7 @@ pub async fn checkpoint(
     RecordPath(id): RecordPath,
     JsonBody(req): JsonBody<CheckpointRequest>,
 ) -> Result<Reply, ApiError> {
-    execute(&app, BatchOp::Checkpoint { ns: id.ns, key: id.key, req }).await
+    execute(&app, &id, resolve::checkpoint(id.clone(), req)?).await
 }
 
 pub async fn complete(
@@ -46,7 +45,7 @@ pub async fn complete(
     RecordPath(id): RecordPath,
     JsonBody(req): JsonBody<CompleteRequest>,
 ) -> Result<Reply, ApiError> {
-    execute(&app, BatchOp::Complete { ns: id.ns, key: id.key, req }).await
+    execute(&app, &id, resolve::complete(id.clone(), req)?).await
 }
 
 pub async fn release(
@@ -54,11 +53,11 @@ pub async fn release(
     RecordPath(id): RecordPath,
     JsonBody(req): JsonBody<ReleaseRequest>,
 ) -> Result<Reply, ApiError> {
-    execute(&app, BatchOp::Release { ns: id.ns, key: id.key, req }).await
+    execute(&app, &id, resolve::release(id.clone(), req)).await
 }
 
 pub async fn delete(State(app): State<Arc<App>>, RecordPath(id): RecordPath) -> Result<Reply, ApiError> {
-    execute(&app, BatchOp::Delete { ns: id.ns, key: id.key }).await
+    execute(&app, &id, resolve::delete(id.clone())).await
 }
 
 /// Read a record. Linearizable reads were forwarded to the leader, which
@@ -79,12 +78,12 @@ pub async fn get(
         applied.borrow_and_update();
         let record = app.view.get(&id)?.ok_or(ApiError::NotFound)?;
         if record.state == RecordState::Completed || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(record.to_wire(&id)));
+            return Ok(Json(wire(&id, &record)));
         }
         match tokio::time::timeout_at(deadline, applied.changed()).await {
             Ok(Ok(())) => continue,
             Ok(Err(_)) => return Err(ApiError::Unavailable("the node is shutting down".into())),
-            Err(_) => return Ok(Json(record.to_wire(&id))),
+            Err(_) => return Ok(Json(wire(&id, &record))),
         }
     }
 }

@@ -9,9 +9,9 @@ mod extract;
 mod forward;
 mod health;
 mod keys;
-mod ops;
 mod raft;
 mod reply;
+mod resolve;
 
 use std::sync::Arc;
 

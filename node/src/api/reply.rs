@@ -1,14 +1,15 @@
-//! How a registry [`Outcome`] answers over HTTP: status, body, `Retry-After`.
-//! Single calls and batch results go through the same mapping.
+//! How a registry [`Outcome`] answers over HTTP: status, body, `Retry-After`,
+//! and the wire form of a stored record. Single calls and batch results go
+//! through the same mapping; only the node that answers builds the wire record.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use idem_client::proto::ClaimResponse;
+use idem_client::proto::{self, Checkpoint, ClaimResponse, Record};
 use serde_json::Value;
 
 use super::error::{with_retry_after, ApiError};
-use crate::registry::Outcome;
+use crate::registry::{Outcome, RecordId, RecordState, StoredRecord};
 
 pub struct Reply {
     pub status: StatusCode,
@@ -20,44 +21,80 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
+/// JSON text the API wrote itself from a parsed value; it always parses back.
+fn parse_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// The record `id` as API.md shows it.
+pub fn wire(id: &RecordId, rec: &StoredRecord) -> Record {
+    Record {
+        namespace: id.ns.clone(),
+        key: id.key.clone(),
+        state: match rec.state {
+            RecordState::InProgress => proto::RecordState::InProgress,
+            RecordState::Completed => proto::RecordState::Completed,
+        },
+        token: rec.token,
+        attempt: rec.attempt,
+        claim_id: rec.claim_id.clone(),
+        owner: rec.owner.clone(),
+        fingerprint: rec.fingerprint.clone(),
+        checkpoint: rec.checkpoint.as_ref().map(|c| Checkpoint {
+            stage: c.stage.clone(),
+            data: parse_json(&c.data_json),
+            at_ms: c.at_ms,
+        }),
+        result: rec.result_json.as_deref().map(parse_json).unwrap_or_default(),
+        created_at_ms: rec.created_at_ms,
+        updated_at_ms: rec.updated_at_ms,
+        lease_expires_at_ms: rec.lease_expires_at_ms,
+        expires_at_ms: rec.expires_at_ms,
+    }
+}
+
 impl From<ApiError> for Reply {
     fn from(e: ApiError) -> Self {
         Reply { status: e.status(), body: to_value(&e.body()), retry_after_s: e.retry_after_s() }
     }
 }
 
-impl From<Outcome> for Reply {
-    fn from(outcome: Outcome) -> Self {
+impl Reply {
+    /// The answer to the operation on `id` that decided `outcome`.
+    pub fn outcome(id: &RecordId, outcome: Outcome) -> Reply {
         let ok = |status, body: Value| Reply { status, body, retry_after_s: None };
         match outcome {
-            Outcome::Acquired { token, takeover, record } => {
-                metrics::counter!("idem_claims_total", "outcome" => if takeover { "takeover" } else { "acquired" })
-                    .increment(1);
-                ok(StatusCode::CREATED, to_value(&ClaimResponse::Acquired { token, takeover, record }))
-            }
+            Outcome::Acquired { token, takeover, record } => ok(
+                StatusCode::CREATED,
+                to_value(&ClaimResponse::Acquired { token, takeover, record: wire(id, &record) }),
+            ),
             Outcome::Completed { record } => {
-                metrics::counter!("idem_claims_total", "outcome" => "replayed").increment(1);
-                ok(StatusCode::OK, to_value(&ClaimResponse::Completed { record }))
+                ok(StatusCode::OK, to_value(&ClaimResponse::Completed { record: wire(id, &record) }))
             }
-            Outcome::InProgress { record, retry_after_ms } => {
-                metrics::counter!("idem_claims_total", "outcome" => "in_progress").increment(1);
-                Reply {
-                    status: StatusCode::CONFLICT,
-                    body: to_value(&ClaimResponse::InProgress { record }),
-                    retry_after_s: Some(retry_after_ms.div_ceil(1000).max(1)),
-                }
-            }
-            Outcome::FingerprintMismatch => {
-                metrics::counter!("idem_claims_total", "outcome" => "fingerprint_mismatch").increment(1);
-                ApiError::FingerprintMismatch.into()
-            }
-            Outcome::Fenced => {
-                metrics::counter!("idem_fenced_total").increment(1);
-                ApiError::Fenced.into()
-            }
+            Outcome::InProgress { record, retry_after_ms } => Reply {
+                status: StatusCode::CONFLICT,
+                body: to_value(&ClaimResponse::InProgress { record: wire(id, &record) }),
+                retry_after_s: Some(retry_after_ms.div_ceil(1000).max(1)),
+            },
+            Outcome::FingerprintMismatch => ApiError::FingerprintMismatch.into(),
+            Outcome::Fenced => ApiError::Fenced.into(),
             Outcome::NotFound => ApiError::NotFound.into(),
-            Outcome::Done { record } => ok(StatusCode::OK, to_value(&record)),
+            Outcome::Done { record } => ok(StatusCode::OK, to_value(&wire(id, &record))),
         }
+    }
+}
+
+/// Count what a claim decided, and fenced writes, for `/metrics`.
+pub fn count(outcome: &Outcome) {
+    let claim = |outcome: &'static str| metrics::counter!("idem_claims_total", "outcome" => outcome).increment(1);
+    match outcome {
+        Outcome::Acquired { takeover: true, .. } => claim("takeover"),
+        Outcome::Acquired { takeover: false, .. } => claim("acquired"),
+        Outcome::Completed { .. } => claim("replayed"),
+        Outcome::InProgress { .. } => claim("in_progress"),
+        Outcome::FingerprintMismatch => claim("fingerprint_mismatch"),
+        Outcome::Fenced => metrics::counter!("idem_fenced_total").increment(1),
+        Outcome::NotFound | Outcome::Done { .. } => {}
     }
 }
 

@@ -1,10 +1,9 @@
 //! Applying one committed entry: advance the replicated clock, remove what has
 //! expired (bounded), then decide each operation against the clock.
 
-use idem_client::proto::RecordState;
 use serde::{Deserialize, Serialize};
 
-use super::{Command, Op, Outcome, RecordId, Request, Response, StoredCheckpoint, StoredRecord, Tables};
+use super::{Command, Op, Outcome, RecordId, RecordState, Request, Response, StoredCheckpoint, StoredRecord, Tables};
 
 /// At most this many expired records are removed per applied entry, so one entry
 /// never does unbounded work; idle leaders tick, so the backlog still drains.
@@ -116,23 +115,22 @@ impl<T: Tables> Ctx<'_, T> {
                 expires_at_ms: now.saturating_add(retention_ms),
                 retention_ms,
             };
-            let record = rec.to_wire(id);
-            self.store(id, rec, old_expiry);
-            return Outcome::Acquired { token: self.index, takeover: false, record };
+            self.store(id, rec.clone(), old_expiry);
+            return Outcome::Acquired { token: self.index, takeover: false, record: rec };
         };
         if rec.fingerprint.is_some() && rec.fingerprint != *fingerprint {
             return Outcome::FingerprintMismatch;
         }
         if rec.state == RecordState::Completed {
-            return Outcome::Completed { record: rec.to_wire(id) };
+            return Outcome::Completed { record: rec };
         }
         if claim_id.is_some() && rec.claim_id == *claim_id {
             // A retry of the call that holds the key: the same answer again.
-            return Outcome::Acquired { token: rec.token, takeover: rec.attempt > 1, record: rec.to_wire(id) };
+            return Outcome::Acquired { token: rec.token, takeover: rec.attempt > 1, record: rec };
         }
         let lease_end = rec.lease_expires_at_ms.unwrap_or(0);
         if now < lease_end {
-            return Outcome::InProgress { record: rec.to_wire(id), retry_after_ms: lease_end - now };
+            return Outcome::InProgress { record: rec, retry_after_ms: lease_end - now };
         }
         // Abandoned: take over, keeping the checkpoint so the new holder resumes.
         rec.token = self.index;
@@ -146,9 +144,8 @@ impl<T: Tables> Ctx<'_, T> {
         rec.lease_expires_at_ms = Some(now.saturating_add(lease_ms));
         rec.expires_at_ms = now.saturating_add(retention_ms);
         rec.retention_ms = retention_ms;
-        let record = rec.to_wire(id);
-        self.store(id, rec, old_expiry);
-        Outcome::Acquired { token: self.index, takeover: true, record }
+        self.store(id, rec.clone(), old_expiry);
+        Outcome::Acquired { token: self.index, takeover: true, record: rec }
     }
 
     /// The live, in-progress record held by `token`, or the outcome that refuses.
@@ -179,17 +176,16 @@ impl<T: Tables> Ctx<'_, T> {
             rec.lease_expires_at_ms = Some(now.saturating_add(lease_ms));
         }
         rec.updated_at_ms = now;
-        let record = rec.to_wire(id);
         let old_expiry = Some(rec.expires_at_ms);
-        self.store(id, rec, old_expiry);
-        Outcome::Done { record }
+        self.store(id, rec.clone(), old_expiry);
+        Outcome::Done { record: rec }
     }
 
     fn complete(&mut self, id: &RecordId, token: u64, result_json: &str, retention_ms: Option<u64>) -> Outcome {
         if let Some(rec) = self.lookup(id).0 {
             if rec.state == RecordState::Completed && rec.token == token {
                 // A repeated completion by the same holder changes nothing.
-                return Outcome::Done { record: rec.to_wire(id) };
+                return Outcome::Done { record: rec };
             }
         }
         let mut rec = match self.held(id, token) {
@@ -204,16 +200,15 @@ impl<T: Tables> Ctx<'_, T> {
         rec.updated_at_ms = now;
         rec.retention_ms = retention_ms.unwrap_or(rec.retention_ms);
         rec.expires_at_ms = now.saturating_add(rec.retention_ms);
-        let record = rec.to_wire(id);
-        self.store(id, rec, old_expiry);
-        Outcome::Done { record }
+        self.store(id, rec.clone(), old_expiry);
+        Outcome::Done { record: rec }
     }
 
     fn release(&mut self, id: &RecordId, token: u64) -> Outcome {
         match self.held(id, token) {
             Ok(rec) => {
                 self.forget(id, &rec);
-                Outcome::Done { record: rec.to_wire(id) }
+                Outcome::Done { record: rec }
             }
             Err(refused) => refused,
         }
@@ -223,7 +218,7 @@ impl<T: Tables> Ctx<'_, T> {
         match self.lookup(id).0 {
             Some(rec) => {
                 self.forget(id, &rec);
-                Outcome::Done { record: rec.to_wire(id) }
+                Outcome::Done { record: rec }
             }
             None => Outcome::NotFound,
         }

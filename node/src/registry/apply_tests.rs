@@ -1,6 +1,5 @@
 //! Unit and property tests of the registry semantics, over in-memory tables.
 
-use idem_client::proto::RecordState;
 use proptest::prelude::*;
 
 use super::super::strategies::arb_log;
@@ -135,7 +134,7 @@ fn complete_then_replay_and_idempotent_repeat() {
     assert_eq!(record.state, RecordState::Completed);
     assert_eq!(record.lease_expires_at_ms, None);
     assert_eq!(record.expires_at_ms, 11_500, "retention restarts at completion");
-    assert_eq!(record.result, serde_json::json!({"ok": 1}));
+    assert_eq!(record.result_json.as_deref(), Some(r#"{"ok":1}"#));
     assert_eq!(r.op(1_600, complete("k", t)), done, "repeat is a no-op");
     assert_eq!(r.op(1_600, complete("k", t + 1)), Outcome::Fenced);
     assert!(matches!(r.op(1_700, claim("k", Some("c9"), Some("fp"))), Outcome::Completed { .. }));
@@ -262,9 +261,14 @@ proptest! {
         let mut r = Replica::default();
         let mut last = std::collections::BTreeMap::new();
         for req in log {
-            for outcome in r.run(req.stamp_ms, req.cmd).outcomes {
-                if let Outcome::Acquired { token, record, .. } = outcome {
-                    let prev = last.insert(record.key.clone(), token).unwrap_or(0);
+            let ops = match &req.cmd {
+                Command::Op(op) => vec![op.clone()],
+                Command::Batch(ops) => ops.clone(),
+                Command::Tick => Vec::new(),
+            };
+            for (op, outcome) in ops.iter().zip(r.run(req.stamp_ms, req.cmd).outcomes) {
+                if let Outcome::Acquired { token, .. } = outcome {
+                    let prev = last.insert(op.id().clone(), token).unwrap_or(0);
                     prop_assert!(token >= prev, "token {} after {}", token, prev);
                 }
             }

@@ -3,8 +3,9 @@
 //! JSON values from clients (`result`, checkpoint `data`) travel as JSON text:
 //! the log is bincode, which cannot carry self-describing `serde_json::Value`s.
 
-use idem_client::proto::Record;
 use serde::{Deserialize, Serialize};
+
+use super::StoredRecord;
 
 /// A record's address: namespace and key, validated by the API before proposal.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -71,20 +72,34 @@ pub enum Op {
     },
 }
 
-/// What one operation decided. The API maps each variant to a status in one place.
+impl Op {
+    /// The record the operation addresses.
+    pub fn id(&self) -> &RecordId {
+        match self {
+            Op::Claim { id, .. }
+            | Op::Checkpoint { id, .. }
+            | Op::Complete { id, .. }
+            | Op::Release { id, .. }
+            | Op::Delete { id } => id,
+        }
+    }
+}
+
+/// What one operation decided, with the record as stored. The API maps each
+/// variant to a status in one place and builds the wire record there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     Acquired {
         token: u64,
         takeover: bool,
-        record: Record,
+        record: StoredRecord,
     },
     Completed {
-        record: Record,
+        record: StoredRecord,
     },
     /// Someone else holds a live lease; `retry_after_ms` is what is left of it.
     InProgress {
-        record: Record,
+        record: StoredRecord,
         retry_after_ms: u64,
     },
     FingerprintMismatch,
@@ -93,7 +108,7 @@ pub enum Outcome {
     /// Checkpoint, complete, release or delete succeeded; the record as it now is
     /// (or, for release and delete, as it was when it was removed).
     Done {
-        record: Record,
+        record: StoredRecord,
     },
 }
 

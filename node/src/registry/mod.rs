@@ -16,5 +16,5 @@ pub mod strategies;
 
 pub use apply::{apply, Meta, SWEEP_LIMIT};
 pub use command::{Command, Op, Outcome, RecordId, Request, Response};
-pub use record::{StoredCheckpoint, StoredRecord};
+pub use record::{RecordState, StoredCheckpoint, StoredRecord};
 pub use tables::{MemTables, Tables};
