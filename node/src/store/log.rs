@@ -10,7 +10,7 @@ use openraft::{LogState, OptionalSend, RaftLogReader};
 
 use super::codec::{decode, encode, io};
 use super::flusher::Flusher;
-use super::keys;
+use super::layout;
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 /// Log entries in one tree, keyed by big-endian index; vote and markers in another.
@@ -27,11 +27,11 @@ pub struct LogStore {
 
 impl LogStore {
     pub(super) fn open(db: sled::Db) -> Result<Self, StorageError> {
-        let log = db.open_tree(keys::LOG_TREE).map_err(io)?;
-        let meta = db.open_tree(keys::RAFT_META_TREE).map_err(io)?;
+        let log = db.open_tree(layout::LOG_TREE).map_err(io)?;
+        let meta = db.open_tree(layout::RAFT_META_TREE).map_err(io)?;
         let flusher = Flusher::start(db.clone());
         let store = LogStore { db, log, meta, flusher, committed: Arc::default() };
-        let committed: Option<LogId> = store.get_meta::<Option<LogId>>(keys::COMMITTED)?.flatten();
+        let committed: Option<LogId> = store.get_meta::<Option<LogId>>(layout::COMMITTED)?.flatten();
         store.committed.store(committed.map_or(0, |l| l.index), Ordering::Relaxed);
         Ok(store)
     }
@@ -81,8 +81,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let (start, end) = index_range(range);
         let iter = match end {
             Some(end) if end <= start => return Ok(Vec::new()),
-            Some(end) => self.log.range(keys::log_key(start)..keys::log_key(end)),
-            None => self.log.range(keys::log_key(start)..),
+            Some(end) => self.log.range(layout::log_key(start)..layout::log_key(end)),
+            None => self.log.range(layout::log_key(start)..),
         };
         iter.map(|kv| decode(&kv.map_err(io)?.1)).collect()
     }
@@ -92,7 +92,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged_log_id: Option<LogId> = self.get_meta(keys::LAST_PURGED)?;
+        let last_purged_log_id: Option<LogId> = self.get_meta(layout::LAST_PURGED)?;
         let last = match self.log.last().map_err(io)? {
             Some((_, bytes)) => Some(decode::<Entry>(&bytes)?.log_id),
             None => last_purged_log_id,
@@ -105,22 +105,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.put_meta_durably(keys::VOTE, vote).await
+        self.put_meta_durably(layout::VOTE, vote).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.get_meta(keys::VOTE)
+        self.get_meta(layout::VOTE)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         self.committed.store(committed.map_or(0, |l| l.index), Ordering::Relaxed);
         // Not flushed: a lost committed marker only means re-learning it from the leader.
-        self.meta.insert(keys::COMMITTED, encode(&committed)?).map_err(io)?;
+        self.meta.insert(layout::COMMITTED, encode(&committed)?).map_err(io)?;
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.get_meta::<Option<LogId>>(keys::COMMITTED)?.flatten())
+        Ok(self.get_meta::<Option<LogId>>(layout::COMMITTED)?.flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
@@ -130,7 +130,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = sled::Batch::default();
         for entry in entries {
-            batch.insert(&keys::log_key(entry.log_id.index), encode(&entry)?);
+            batch.insert(&layout::log_key(entry.log_id.index), encode(&entry)?);
         }
         self.log.apply_batch(batch).map_err(io)?;
         self.flusher.after_flush(callback);
@@ -139,7 +139,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
-        for kv in self.log.range(keys::log_key(log_id.index)..) {
+        for kv in self.log.range(layout::log_key(log_id.index)..) {
             batch.remove(kv.map_err(io)?.0);
         }
         self.log.apply_batch(batch).map_err(io)?;
@@ -151,9 +151,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // The marker goes first so a crash mid-purge never shows a gap without it.
-        self.meta.insert(keys::LAST_PURGED, encode(&log_id)?).map_err(io)?;
+        self.meta.insert(layout::LAST_PURGED, encode(&log_id)?).map_err(io)?;
         let mut batch = sled::Batch::default();
-        for kv in self.log.range(..=keys::log_key(log_id.index)) {
+        for kv in self.log.range(..=layout::log_key(log_id.index)) {
             batch.remove(kv.map_err(io)?.0);
         }
         self.log.apply_batch(batch).map_err(io)?;

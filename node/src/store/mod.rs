@@ -8,7 +8,7 @@
 
 mod codec;
 mod flusher;
-pub mod keys;
+pub mod layout;
 mod log;
 mod sled_tables;
 mod snapshot;

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use super::codec::{decode, encode};
-use super::keys;
+use super::layout;
 use crate::registry::{RecordId, StoredRecord, Tables};
 use crate::types::StorageError;
 
@@ -57,7 +57,7 @@ impl<'a> SledTables<'a> {
 
 impl Tables for SledTables<'_> {
     fn get(&self, id: &RecordId) -> Option<StoredRecord> {
-        match self.read(&keys::record_key(id)).and_then(|v| v.map(|b| decode(&b)).transpose()) {
+        match self.read(&layout::record_key(id)).and_then(|v| v.map(|b| decode(&b)).transpose()) {
             Ok(rec) => rec,
             Err(e) => {
                 self.fail(e);
@@ -68,24 +68,24 @@ impl Tables for SledTables<'_> {
 
     fn put(&mut self, id: &RecordId, record: StoredRecord, old_expiry: Option<u64>) {
         if let Some(old) = old_expiry {
-            self.pending.insert(keys::expiry_key(old, id), None);
+            self.pending.insert(layout::expiry_key(old, id), None);
         }
-        self.pending.insert(keys::expiry_key(record.expires_at_ms, id), Some(Vec::new()));
+        self.pending.insert(layout::expiry_key(record.expires_at_ms, id), Some(Vec::new()));
         match encode(&record) {
             Ok(bytes) => {
-                self.pending.insert(keys::record_key(id), Some(bytes));
+                self.pending.insert(layout::record_key(id), Some(bytes));
             }
             Err(e) => self.fail(e),
         }
     }
 
     fn remove(&mut self, id: &RecordId, expiry: u64) {
-        self.pending.insert(keys::expiry_key(expiry, id), None);
-        self.pending.insert(keys::record_key(id), None);
+        self.pending.insert(layout::expiry_key(expiry, id), None);
+        self.pending.insert(layout::record_key(id), None);
     }
 
     fn expired(&self, clock_ms: u64, limit: usize) -> Vec<(u64, RecordId)> {
-        let (lo, hi) = (vec![keys::EXPIRY_PREFIX], keys::expiry_bound(clock_ms));
+        let (lo, hi) = (vec![layout::EXPIRY_PREFIX], layout::expiry_bound(clock_ms));
         let mut due: Vec<Vec<u8>> =
             self.pending.range(lo.clone()..hi.clone()).filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone()).collect();
         let from_tree = self
@@ -99,6 +99,6 @@ impl Tables for SledTables<'_> {
         due.extend(from_tree);
         due.sort();
         due.dedup();
-        due.iter().take(limit).filter_map(|k| keys::parse_expiry_key(k)).collect()
+        due.iter().take(limit).filter_map(|k| layout::parse_expiry_key(k)).collect()
     }
 }

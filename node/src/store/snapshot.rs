@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::keys;
+use super::layout;
 use crate::registry::Meta;
 use crate::types::{LogId, SnapshotMeta, StoredMembership};
 
@@ -40,7 +40,7 @@ pub fn write(tree: &sled::Tree, header: &Header, path: &Path) -> io::Result<()> 
     let tmp = path.with_extension("tmp");
     let mut out = BufWriter::new(File::create(&tmp)?);
     bincode::serde::encode_into_std_write(header, &mut out, bincode::config::standard()).map_err(bincode_io)?;
-    for prefix in [keys::RECORD_PREFIX, keys::EXPIRY_PREFIX] {
+    for prefix in [layout::RECORD_PREFIX, layout::EXPIRY_PREFIX] {
         for kv in tree.scan_prefix([prefix]) {
             let (k, v) = kv.map_err(io::Error::other)?;
             for part in [&k[..], &v[..]] {

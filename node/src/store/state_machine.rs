@@ -16,7 +16,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use tokio::sync::watch;
 
 use super::codec::{decode, encode, io};
-use super::keys;
+use super::layout;
 use super::sled_tables::SledTables;
 use super::snapshot::{self, Header, SnapshotInfo};
 use crate::clock::Observed;
@@ -78,7 +78,7 @@ impl StateView {
     pub fn get(&self, id: &RecordId) -> Result<Option<StoredRecord>, StorageError> {
         let clock = self.clock_ms();
         let rec: Option<StoredRecord> =
-            self.tree().get(keys::record_key(id)).map_err(io)?.map(|v| decode(&v)).transpose()?;
+            self.tree().get(layout::record_key(id)).map_err(io)?.map(|v| decode(&v)).transpose()?;
         Ok(rec.filter(|r| r.is_live(clock)))
     }
 
@@ -120,25 +120,25 @@ fn read_key<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Re
 impl StateMachineStore {
     pub(super) fn open(db: sled::Db, snapshot_dir: PathBuf) -> Result<Self, StorageError> {
         std::fs::create_dir_all(&snapshot_dir).map_err(io)?;
-        let root = db.open_tree(keys::ROOT_TREE).map_err(io)?;
-        let current: String = match read_key(&root, keys::CURRENT_SM)? {
+        let root = db.open_tree(layout::ROOT_TREE).map_err(io)?;
+        let current: String = match read_key(&root, layout::CURRENT_SM)? {
             Some(name) => name,
             None => {
-                let name = format!("{}0", keys::SM_TREE_PREFIX);
-                root.insert(keys::CURRENT_SM, encode(&name)?).map_err(io)?;
+                let name = format!("{}0", layout::SM_TREE_PREFIX);
+                root.insert(layout::CURRENT_SM, encode(&name)?).map_err(io)?;
                 name
             }
         };
         // A crash during a snapshot install leaves a half-loaded tree behind.
         for name in db.tree_names() {
-            if name.starts_with(keys::SM_TREE_PREFIX.as_bytes()) && name != current.as_bytes() {
+            if name.starts_with(layout::SM_TREE_PREFIX.as_bytes()) && name != current.as_bytes() {
                 db.drop_tree(name).map_err(io)?;
             }
         }
         let tree = db.open_tree(&current).map_err(io)?;
-        let applied = read_key(&tree, keys::APPLIED)?.flatten();
-        let membership = read_key(&tree, keys::MEMBERSHIP)?.unwrap_or_default();
-        let meta: Meta = read_key(&tree, keys::SM_META)?.unwrap_or_default();
+        let applied = read_key(&tree, layout::APPLIED)?.flatten();
+        let membership = read_key(&tree, layout::MEMBERSHIP)?.unwrap_or_default();
+        let meta: Meta = read_key(&tree, layout::SM_META)?.unwrap_or_default();
         let view = Arc::new(StateView {
             tree: RwLock::new(tree),
             clock_ms: AtomicU64::new(meta.clock_ms),
@@ -160,13 +160,13 @@ impl StateMachineStore {
     }
 
     fn current_snapshot(&self) -> Result<Option<SnapshotInfo>, StorageError> {
-        read_key(&self.root, keys::CURRENT_SNAPSHOT)
+        read_key(&self.root, layout::CURRENT_SNAPSHOT)
     }
 
     /// Make `info` the current snapshot and delete the file it replaces.
     fn remember_snapshot(&self, info: &SnapshotInfo) -> Result<(), StorageError> {
         let previous = self.current_snapshot()?;
-        self.root.insert(keys::CURRENT_SNAPSHOT, encode(info)?).map_err(io)?;
+        self.root.insert(layout::CURRENT_SNAPSHOT, encode(info)?).map_err(io)?;
         if let Some(prev) = previous.filter(|p| p.file != info.file) {
             let _ = std::fs::remove_file(self.snapshot_path(&prev.file));
         }
@@ -245,9 +245,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             };
             responses.push(response);
         }
-        tables.put_raw(keys::APPLIED, encode(&self.applied)?);
-        tables.put_raw(keys::MEMBERSHIP, encode(&self.membership)?);
-        tables.put_raw(keys::SM_META, encode(&self.meta)?);
+        tables.put_raw(layout::APPLIED, encode(&self.applied)?);
+        tables.put_raw(layout::MEMBERSHIP, encode(&self.membership)?);
+        tables.put_raw(layout::SM_META, encode(&self.meta)?);
         tree.apply_batch(tables.into_batch()?).map_err(io)?;
         self.view.publish(&self.meta, self.applied);
         // Only stamped entries grant leases at the clock they leave; a blank
@@ -295,7 +295,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let info = SnapshotInfo { meta: meta.clone(), file: format!("{}.snap", meta.snapshot_id) };
         let final_path = self.snapshot_path(&info.file);
-        let name = format!("{}{}", keys::SM_TREE_PREFIX, self.db.generate_id().map_err(io)?);
+        let name = format!("{}{}", layout::SM_TREE_PREFIX, self.db.generate_id().map_err(io)?);
         let (db, root) = (self.db.clone(), self.root.clone());
         // Load into a fresh tree, then switch the root pointer: a crash at any
         // point leaves either the old state or the new one, never a mix.
@@ -303,12 +303,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let tree = db.open_tree(&name).map_err(io)?;
             let header = snapshot::install(&mut file, &tree, &final_path).map_err(io)?;
             let mut batch = sled::Batch::default();
-            batch.insert(keys::APPLIED, encode(&header.applied)?);
-            batch.insert(keys::MEMBERSHIP, encode(&header.membership)?);
-            batch.insert(keys::SM_META, encode(&header.meta)?);
+            batch.insert(layout::APPLIED, encode(&header.applied)?);
+            batch.insert(layout::MEMBERSHIP, encode(&header.membership)?);
+            batch.insert(layout::SM_META, encode(&header.meta)?);
             tree.apply_batch(batch).map_err(io)?;
             db.flush().map_err(io)?;
-            root.insert(keys::CURRENT_SM, encode(&name)?).map_err(io)?;
+            root.insert(layout::CURRENT_SM, encode(&name)?).map_err(io)?;
             db.flush().map_err(io)?;
             Ok((tree, header))
         })

@@ -1,4 +1,5 @@
-//! Tree names and key encodings. Log indexes and expiry times are big-endian so
+//! The on-disk layout of `DESIGN.md`'s table: tree names, the keys inside
+//! them, and their encodings. Log indexes and expiry times are big-endian so
 //! sled's byte order is numeric order.
 
 use crate::registry::RecordId;
@@ -30,9 +31,10 @@ pub fn log_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
 
-pub fn log_index(key: &[u8]) -> u64 {
+/// The big-endian u64 at the start of `bytes` (a log index, or an expiry time).
+pub fn be_u64(bytes: &[u8]) -> u64 {
     let mut buf = [0u8; 8];
-    buf.copy_from_slice(&key[..8]);
+    buf.copy_from_slice(&bytes[..8]);
     u64::from_be_bytes(buf)
 }
 
@@ -81,7 +83,7 @@ pub fn parse_expiry_key(key: &[u8]) -> Option<(u64, RecordId)> {
     if key.len() < 10 || key[0] != EXPIRY_PREFIX {
         return None;
     }
-    Some((log_index(&key[1..9]), parse_id(&key[9..])?))
+    Some((be_u64(&key[1..9]), parse_id(&key[9..])?))
 }
 
 #[cfg(test)]
@@ -91,7 +93,7 @@ mod tests {
     #[test]
     fn log_keys_sort_numerically() {
         assert!(log_key(255) < log_key(256));
-        assert_eq!(log_index(&log_key(1 << 40)), 1 << 40);
+        assert_eq!(be_u64(&log_key(1 << 40)), 1 << 40);
     }
 
     #[test]
