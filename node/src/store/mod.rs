@@ -13,11 +13,13 @@ mod log;
 mod sled_tables;
 mod snapshot;
 mod state_machine;
+mod view;
 
 use std::path::Path;
 
 pub use log::LogStore;
-pub use state_machine::{StateMachineStore, StateView};
+pub use state_machine::StateMachineStore;
+pub use view::StateView;
 
 use crate::types::StorageError;
 

@@ -6,100 +6,19 @@
 //! flushed here: the log is durable, and whatever the state lost is re-applied
 //! from it on restart.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
-use tokio::sync::watch;
 
 use super::codec::{decode, encode, io};
 use super::layout;
 use super::sled_tables::SledTables;
 use super::snapshot::{self, Header, SnapshotInfo};
-use crate::clock::Observed;
-use crate::registry::{self, Meta, RecordId, Response, StoredRecord};
+use super::view::StateView;
+use crate::registry::{self, Meta, Response};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
-
-/// A tree's keys and values in order.
-#[cfg(test)]
-pub(crate) type TreeBytes = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// What the API reads between applies: the current tree and the published
-/// scalars. Shared with the HTTP handlers; only the state machine writes it.
-pub struct StateView {
-    tree: RwLock<sled::Tree>,
-    clock_ms: AtomicU64,
-    /// `clock_ms` and when this process last applied stamped entries that
-    /// left it there; `None` until it applies one (a restart knows no such
-    /// moment, and a snapshot's clock is older than its install).
-    observed: Mutex<Option<Observed>>,
-    records: AtomicU64,
-    expired_total: AtomicU64,
-    applied: watch::Sender<u64>,
-}
-
-impl StateView {
-    fn tree(&self) -> sled::Tree {
-        self.tree.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// The replicated clock as of the last applied entry.
-    pub fn clock_ms(&self) -> u64 {
-        self.clock_ms.load(Ordering::Acquire)
-    }
-
-    /// The replicated clock after the latest apply, and when that was.
-    ///
-    /// The latest apply, not the first to reach the value: while the clock
-    /// stands still (a leader stamping behind it), every write still grants
-    /// leases from that value, so time must be counted from the last of them.
-    pub fn observed(&self) -> Option<Observed> {
-        *self.observed.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn records(&self) -> u64 {
-        self.records.load(Ordering::Relaxed)
-    }
-
-    pub fn expired_total(&self) -> u64 {
-        self.expired_total.load(Ordering::Relaxed)
-    }
-
-    /// Wakes on every applied entry; the value is the applied index.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.applied.subscribe()
-    }
-
-    /// The record if it is live by the replicated clock: an expired record not
-    /// yet swept is already absent.
-    pub fn get(&self, id: &RecordId) -> Result<Option<StoredRecord>, StorageError> {
-        let clock = self.clock_ms();
-        let rec: Option<StoredRecord> =
-            self.tree().get(layout::record_key(id)).map_err(io)?.map(|v| decode(&v)).transpose()?;
-        Ok(rec.filter(|r| r.is_live(clock)))
-    }
-
-    /// Every key and value of the current tree, for byte-for-byte comparisons in tests.
-    #[cfg(test)]
-    pub(crate) fn dump(&self) -> TreeBytes {
-        self.tree().iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("readable tree")).collect()
-    }
-
-    /// Note that stamped entries were applied just now, leaving the clock at `clock_ms`.
-    fn observe(&self, clock_ms: u64) {
-        *self.observed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Observed { clock_ms, at: Instant::now() });
-    }
-
-    fn publish(&self, meta: &Meta, applied: Option<LogId>) {
-        self.clock_ms.store(meta.clock_ms, Ordering::Release);
-        self.records.store(meta.records, Ordering::Relaxed);
-        self.expired_total.store(meta.expired_total, Ordering::Relaxed);
-        self.applied.send_replace(applied.map_or(0, |l| l.index));
-    }
-}
 
 pub struct StateMachineStore {
     db: sled::Db,
@@ -139,15 +58,7 @@ impl StateMachineStore {
         let applied = read_key(&tree, layout::APPLIED)?.flatten();
         let membership = read_key(&tree, layout::MEMBERSHIP)?.unwrap_or_default();
         let meta: Meta = read_key(&tree, layout::SM_META)?.unwrap_or_default();
-        let view = Arc::new(StateView {
-            tree: RwLock::new(tree),
-            clock_ms: AtomicU64::new(meta.clock_ms),
-            observed: Mutex::new(None),
-            records: AtomicU64::new(0),
-            expired_total: AtomicU64::new(0),
-            applied: watch::Sender::new(0),
-        });
-        view.publish(&meta, applied);
+        let view = Arc::new(StateView::new(tree, &meta, applied));
         Ok(StateMachineStore { db, root, view, applied, membership, meta, snapshot_dir, incoming: None })
     }
 
@@ -193,11 +104,12 @@ impl StateMachineStore {
         metrics::counter!("idem_snapshots_total", "kind" => "built").increment(1);
         Ok(info)
     }
+}
 
-    async fn open_snapshot(&self, info: SnapshotInfo) -> Result<Snapshot, StorageError> {
-        let file = tokio::fs::File::open(self.snapshot_path(&info.file)).await.map_err(io)?;
-        Ok(Snapshot { meta: info.meta, snapshot: Box::new(file) })
-    }
+/// The snapshot `info` names, opened from `dir` for openraft to stream.
+async fn open_snapshot(dir: &Path, info: SnapshotInfo) -> Result<Snapshot, StorageError> {
+    let file = tokio::fs::File::open(dir.join(&info.file)).await.map_err(io)?;
+    Ok(Snapshot { meta: info.meta, snapshot: Box::new(file) })
 }
 
 /// A snapshot already written by [`StateMachineStore::dump`]; building it only opens the file.
@@ -208,9 +120,7 @@ pub struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        let info = self.built.clone()?;
-        let file = tokio::fs::File::open(self.dir.join(&info.file)).await.map_err(io)?;
-        Ok(Snapshot { meta: info.meta, snapshot: Box::new(file) })
+        open_snapshot(&self.dir, self.built.clone()?).await
     }
 }
 
@@ -314,7 +224,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         })
         .await
         .map_err(io)??;
-        let old = std::mem::replace(&mut *self.view.tree.write().unwrap_or_else(|p| p.into_inner()), tree);
+        let old = self.view.replace_tree(tree);
         self.db.drop_tree(old.name()).map_err(io)?;
         self.remember_snapshot(&info)?;
         self.applied = header.applied;
@@ -327,7 +237,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         match self.current_snapshot()? {
-            Some(info) => Ok(Some(self.open_snapshot(info).await?)),
+            Some(info) => Ok(Some(open_snapshot(&self.snapshot_dir, info).await?)),
             None => Ok(None),
         }
     }

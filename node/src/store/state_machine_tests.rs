@@ -5,10 +5,11 @@ use openraft::{CommittedLeaderId, EntryPayload, RaftSnapshotBuilder};
 
 use proptest::prelude::*;
 
-use super::{StateMachineStore, TreeBytes};
+use super::StateMachineStore;
 use crate::registry::strategies::arb_log;
 use crate::registry::{Command, Op, RecordId, Request, Response};
 use crate::store::open;
+use crate::store::view::TreeBytes;
 use crate::types::{Entry, LogId};
 
 const TEST_CACHE: u64 = 32 * 1024 * 1024;

@@ -1,0 +1,111 @@
+//! The read model: what the API reads between applies, the current
+//! state-machine tree and the scalars published after each apply. Only the
+//! state machine writes it; handlers share it through `App`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::codec::{decode, io};
+use super::layout;
+use crate::clock::Observed;
+use crate::registry::{Meta, RecordId, StoredRecord};
+use crate::types::{LogId, StorageError};
+
+/// A tree's keys and values in order.
+#[cfg(test)]
+pub(crate) type TreeBytes = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// What the API reads between applies: the current tree and the published
+/// scalars. Shared with the HTTP handlers; only the state machine writes it.
+pub struct StateView {
+    tree: RwLock<sled::Tree>,
+    clock_ms: AtomicU64,
+    /// `clock_ms` and when this process last applied stamped entries that
+    /// left it there; `None` until it applies one (a restart knows no such
+    /// moment, and a snapshot's clock is older than its install).
+    observed: Mutex<Option<Observed>>,
+    records: AtomicU64,
+    expired_total: AtomicU64,
+    applied: watch::Sender<u64>,
+}
+
+impl StateView {
+    pub(super) fn new(tree: sled::Tree, meta: &Meta, applied: Option<LogId>) -> Self {
+        let view = StateView {
+            tree: RwLock::new(tree),
+            clock_ms: AtomicU64::new(meta.clock_ms),
+            observed: Mutex::new(None),
+            records: AtomicU64::new(0),
+            expired_total: AtomicU64::new(0),
+            applied: watch::Sender::new(0),
+        };
+        view.publish(meta, applied);
+        view
+    }
+
+    pub(super) fn tree(&self) -> sled::Tree {
+        self.tree.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Switch readers to `tree` (an installed snapshot); returns the one it replaces.
+    pub(super) fn replace_tree(&self, tree: sled::Tree) -> sled::Tree {
+        std::mem::replace(&mut *self.tree.write().unwrap_or_else(|p| p.into_inner()), tree)
+    }
+
+    /// The replicated clock as of the last applied entry.
+    pub fn clock_ms(&self) -> u64 {
+        self.clock_ms.load(Ordering::Acquire)
+    }
+
+    /// The replicated clock after the latest apply, and when that was.
+    ///
+    /// The latest apply, not the first to reach the value: while the clock
+    /// stands still (a leader stamping behind it), every write still grants
+    /// leases from that value, so time must be counted from the last of them.
+    pub fn observed(&self) -> Option<Observed> {
+        *self.observed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    pub fn expired_total(&self) -> u64 {
+        self.expired_total.load(Ordering::Relaxed)
+    }
+
+    /// Wakes on every applied entry; the value is the applied index.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// The record if it is live by the replicated clock: an expired record not
+    /// yet swept is already absent.
+    pub fn get(&self, id: &RecordId) -> Result<Option<StoredRecord>, StorageError> {
+        let clock = self.clock_ms();
+        let rec: Option<StoredRecord> =
+            self.tree().get(layout::record_key(id)).map_err(io)?.map(|v| decode(&v)).transpose()?;
+        Ok(rec.filter(|r| r.is_live(clock)))
+    }
+
+    /// Every key and value of the current tree, for byte-for-byte comparisons in tests.
+    #[cfg(test)]
+    pub(crate) fn dump(&self) -> TreeBytes {
+        self.tree().iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("readable tree")).collect()
+    }
+
+    /// Note that stamped entries were applied just now, leaving the clock at `clock_ms`.
+    pub(super) fn observe(&self, clock_ms: u64) {
+        *self.observed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Observed { clock_ms, at: Instant::now() });
+    }
+
+    pub(super) fn publish(&self, meta: &Meta, applied: Option<LogId>) {
+        self.clock_ms.store(meta.clock_ms, Ordering::Release);
+        self.records.store(meta.records, Ordering::Relaxed);
+        self.expired_total.store(meta.expired_total, Ordering::Relaxed);
+        self.applied.send_replace(applied.map_or(0, |l| l.index));
+    }
+}
