@@ -1,6 +1,7 @@
 //! The running node as handlers see it: Raft, the applied state, the clock,
 //! and the one way every write is proposed.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,9 +19,45 @@ use crate::types::{NodeId, Raft, RaftMetrics};
 /// The leader `m` names, unless it names this node while this node is not
 /// leading: a restarted leader reloads its own committed vote and reports
 /// itself as leader before it has learned otherwise.
-pub fn known_leader(m: &RaftMetrics) -> Option<NodeId> {
+fn known_leader(m: &RaftMetrics) -> Option<NodeId> {
     let id = m.current_leader?;
     (id != m.id || m.state == ServerState::Leader).then_some(id)
+}
+
+/// One node's view of the cluster, assembled in one place for `/readyz`,
+/// `/v1/cluster` and `/metrics`.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    /// The leader this node knows of (see [`known_leader`]).
+    pub leader: Option<NodeId>,
+    pub is_leader: bool,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    /// The highest committed index this node has learned.
+    pub committed_index: u64,
+    pub applied_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    /// The replicated clock as of the last applied entry.
+    pub clock_ms: u64,
+    pub records: u64,
+    pub expired_total: u64,
+    pub members: Vec<Member>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: NodeId,
+    pub addr: String,
+    pub voter: bool,
+}
+
+impl NodeStatus {
+    /// rqlite's `/readyz`: a leader is known and everything committed that
+    /// this node has learned of is applied here.
+    pub fn ready(&self) -> bool {
+        self.leader.is_some() && self.applied_index.unwrap_or(0) >= self.committed_index
+    }
 }
 
 pub struct App {
@@ -59,8 +96,28 @@ impl App {
         }
     }
 
-    pub fn metrics(&self) -> RaftMetrics {
-        self.raft.metrics().borrow().clone()
+    pub fn status(&self) -> NodeStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| Member { id: *id, addr: node.addr.clone(), voter: voters.contains(id) })
+            .collect();
+        NodeStatus {
+            id: self.id,
+            leader: known_leader(&m),
+            is_leader: m.state == ServerState::Leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            committed_index: self.committed.load(Ordering::Relaxed),
+            applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            clock_ms: self.view.clock_ms(),
+            records: self.view.records(),
+            expired_total: self.view.expired_total(),
+            members,
+        }
     }
 
     pub fn ms_since_last_proposal(&self) -> u64 {

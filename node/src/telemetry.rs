@@ -1,17 +1,11 @@
-//! Logs and metrics. Metrics go through the `metrics` facade into the
-//! Prometheus exporter; gauges that mirror Raft and state-machine state are
-//! refreshed when `/metrics` is scraped, so the hot path only bumps counters.
+//! Set-up of logs and metrics: the `tracing` subscriber, and the process-wide
+//! Prometheus recorder behind the `metrics` facade. What is counted, and the
+//! `/metrics` handler, live with the API (`api::metrics`).
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::OnceLock;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::app::App;
 use crate::config::LogFormat;
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -43,32 +37,4 @@ pub fn init_logging(format: LogFormat, filter: &str) {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-}
-
-/// Count and time every request by route template and status.
-pub async fn track_http(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
-    let method = req.method().to_string();
-    let start = Instant::now();
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    let labels = [("route", route), ("method", method), ("status", status)];
-    metrics::counter!("idem_http_requests_total", &labels).increment(1);
-    metrics::histogram!("idem_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
-    resp
-}
-
-pub async fn render(State(app): State<Arc<App>>) -> String {
-    let m = app.metrics();
-    metrics::gauge!("idem_raft_term").set(m.current_term as f64);
-    metrics::gauge!("idem_raft_leader_id").set(crate::app::known_leader(&m).map_or(0.0, |id| id as f64));
-    metrics::gauge!("idem_raft_is_leader").set(if app.is_leader() { 1.0 } else { 0.0 });
-    metrics::gauge!("idem_raft_last_log_index").set(m.last_log_index.unwrap_or(0) as f64);
-    metrics::gauge!("idem_raft_committed_index").set(app.committed.load(Ordering::Relaxed) as f64);
-    metrics::gauge!("idem_raft_applied_index").set(m.last_applied.map_or(0, |l| l.index) as f64);
-    metrics::gauge!("idem_raft_snapshot_index").set(m.snapshot.map_or(0, |l| l.index) as f64);
-    metrics::gauge!("idem_records_live").set(app.view.records() as f64);
-    metrics::gauge!("idem_records_expired_removed").set(app.view.expired_total() as f64);
-    metrics::gauge!("idem_clock_ms").set(app.view.clock_ms() as f64);
-    install_metrics().render()
 }

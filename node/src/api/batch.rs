@@ -8,7 +8,8 @@ use idem_client::proto::{limits, BatchRequest, BatchResponse, BatchResult};
 
 use super::error::ApiError;
 use super::extract::JsonBody;
-use super::reply::{self, Reply};
+use super::metrics;
+use super::reply::Reply;
 use super::resolve;
 use crate::app::App;
 use crate::registry::Command;
@@ -42,7 +43,7 @@ pub async fn batch(
         let reply = match slot {
             Ok(id) => {
                 let outcome = outcomes.next().ok_or_else(|| ApiError::internal("batch outcome missing"))?;
-                reply::count(&outcome);
+                metrics::count(&outcome);
                 Reply::outcome(&id, outcome)
             }
             Err(e) => e.into(),

@@ -13,22 +13,16 @@ use crate::app::App;
 use crate::types::{NodeAddr, NodeId};
 
 pub async fn status(State(app): State<Arc<App>>) -> Json<ClusterStatus> {
-    let m = app.metrics();
-    let membership = m.membership_config.membership();
-    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-    let members = membership
-        .nodes()
-        .map(|(id, node)| Member { id: *id, addr: node.addr.clone(), voter: voters.contains(id) })
-        .collect();
+    let s = app.status();
     Json(ClusterStatus {
-        node_id: app.id,
-        leader_id: crate::app::known_leader(&m),
-        term: m.current_term,
-        last_log_index: m.last_log_index,
-        committed_index: Some(app.committed.load(std::sync::atomic::Ordering::Relaxed)),
-        applied_index: m.last_applied.map(|l| l.index),
-        clock_ms: app.view.clock_ms(),
-        members,
+        node_id: s.id,
+        leader_id: s.leader,
+        term: s.term,
+        last_log_index: s.last_log_index,
+        committed_index: Some(s.committed_index),
+        applied_index: s.applied_index,
+        clock_ms: s.clock_ms,
+        members: s.members.into_iter().map(|m| Member { id: m.id, addr: m.addr, voter: m.voter }).collect(),
     })
 }
 
@@ -56,7 +50,7 @@ pub async fn change_voters(
     if ids.is_empty() {
         return Err(ApiError::BadRequest("ids must name at least one voter".into()));
     }
-    let known: BTreeSet<NodeId> = app.metrics().membership_config.membership().nodes().map(|(id, _)| *id).collect();
+    let known: BTreeSet<NodeId> = app.status().members.iter().map(|m| m.id).collect();
     if let Some(unknown) = ids.iter().find(|id| !known.contains(id)) {
         return Err(ApiError::BadRequest(format!("node {unknown} is not a member; add it as a learner first")));
     }

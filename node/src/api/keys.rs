@@ -11,7 +11,8 @@ use idem_client::proto::{
 
 use super::error::ApiError;
 use super::extract::{JsonBody, QueryArgs, RecordPath};
-use super::reply::{self, wire, Reply};
+use super::metrics;
+use super::reply::{wire, Reply};
 use super::resolve;
 use crate::app::App;
 use crate::registry::{Command, Op, RecordId, RecordState};
@@ -20,7 +21,7 @@ use crate::registry::{Command, Op, RecordId, RecordState};
 async fn execute(app: &App, id: &RecordId, op: Op) -> Result<Reply, ApiError> {
     let mut resp = app.propose(Command::Op(op)).await?;
     let outcome = resp.outcomes.pop().ok_or_else(|| ApiError::internal("an operation applied without outcome"))?;
-    reply::count(&outcome);
+    metrics::count(&outcome);
     Ok(Reply::outcome(id, outcome))
 }
 

@@ -9,6 +9,7 @@ mod extract;
 mod forward;
 mod health;
 mod keys;
+mod metrics;
 mod raft;
 mod reply;
 mod resolve;
@@ -22,7 +23,6 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::app::App;
-use crate::telemetry;
 use error::ApiError;
 
 /// Raft messages (log batches, snapshot chunks) may exceed the client body limit.
@@ -46,7 +46,7 @@ pub fn router(app: Arc<App>) -> Router {
     let mut ops = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(telemetry::render));
+        .route("/metrics", get(metrics::render));
     if app.config.test_hooks {
         ops = ops.route("/debug/clock-offset", post(debug::clock_offset));
     }
@@ -56,6 +56,6 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(raft::routes().layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT)))
         .fallback(|| async { ApiError::NotFound.into_response() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })
-        .layer(from_fn(telemetry::track_http))
+        .layer(from_fn(metrics::track_http))
         .with_state(app)
 }

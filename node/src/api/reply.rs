@@ -84,20 +84,6 @@ impl Reply {
     }
 }
 
-/// Count what a claim decided, and fenced writes, for `/metrics`.
-pub fn count(outcome: &Outcome) {
-    let claim = |outcome: &'static str| metrics::counter!("idem_claims_total", "outcome" => outcome).increment(1);
-    match outcome {
-        Outcome::Acquired { takeover: true, .. } => claim("takeover"),
-        Outcome::Acquired { takeover: false, .. } => claim("acquired"),
-        Outcome::Completed { .. } => claim("replayed"),
-        Outcome::InProgress { .. } => claim("in_progress"),
-        Outcome::FingerprintMismatch => claim("fingerprint_mismatch"),
-        Outcome::Fenced => metrics::counter!("idem_fenced_total").increment(1),
-        Outcome::NotFound | Outcome::Done { .. } => {}
-    }
-}
-
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         with_retry_after((self.status, Json(self.body)).into_response(), self.retry_after_s)
