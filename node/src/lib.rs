@@ -10,6 +10,7 @@
 //! - [`api`]: the HTTP routes: client API, forwarding, Raft RPC server, health.
 //! - [`app`]: the running node as handlers see it; the one way to propose.
 //! - [`types`]: openraft's type configuration and aliases.
+//! - [`codec`]: the one bincode configuration (log, state, snapshots, Raft RPC).
 //! - [`config`], [`clock`], [`telemetry`], [`ticker`], [`error`].
 
 // openraft's StorageError and the registry's refusals are returned by value:
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod app;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod error;
 pub mod network;

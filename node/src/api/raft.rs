@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::app::App;
-use crate::network::{decode, encode, paths, BINCODE};
+use crate::codec::{decode, encode};
+use crate::network::{paths, BINCODE};
 
 fn bincode_reply<T: Serialize>(value: &T) -> Response {
     match encode(value) {

@@ -13,6 +13,7 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::codec::{decode, encode};
 use crate::types::{NodeAddr, NodeId, TypeConfig};
 
 /// Paths of the Raft RPC routes, shared with the server side in `api::raft`.
@@ -23,14 +24,6 @@ pub mod paths {
 }
 
 pub const BINCODE: &str = "application/x-bincode";
-
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::error::EncodeError> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard())
-}
-
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map(|(v, _)| v)
-}
 
 #[derive(Clone)]
 pub struct Network {

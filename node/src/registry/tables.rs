@@ -37,7 +37,7 @@ impl MemTables {
 
     /// A canonical byte image, equal for equal states.
     pub fn to_bytes(&self) -> Vec<u8> {
-        bincode::serde::encode_to_vec(self, bincode::config::standard()).expect("maps of plain data encode")
+        crate::codec::encode(self).expect("maps of plain data encode")
     }
 }
 

@@ -39,7 +39,7 @@ fn bincode_io<E: std::fmt::Display>(e: E) -> io::Error {
 pub fn write(tree: &sled::Tree, header: &Header, path: &Path) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut out = BufWriter::new(File::create(&tmp)?);
-    bincode::serde::encode_into_std_write(header, &mut out, bincode::config::standard()).map_err(bincode_io)?;
+    crate::codec::encode_into(header, &mut out).map_err(bincode_io)?;
     for prefix in [layout::RECORD_PREFIX, layout::EXPIRY_PREFIX] {
         for kv in tree.scan_prefix([prefix]) {
             let (k, v) = kv.map_err(io::Error::other)?;
@@ -81,8 +81,7 @@ pub fn install(file: &mut File, tree: &sled::Tree, path: &Path) -> io::Result<He
     std::fs::rename(&tmp, path)?;
     file.seek(SeekFrom::Start(0))?;
     let mut input = BufReader::new(file);
-    let header: Header =
-        bincode::serde::decode_from_std_read(&mut input, bincode::config::standard()).map_err(bincode_io)?;
+    let header: Header = crate::codec::decode_from(&mut input).map_err(bincode_io)?;
     let mut batch = sled::Batch::default();
     let mut n = 0;
     while let Some(k) = read_part(&mut input)? {
