@@ -37,7 +37,7 @@ pub async fn batch(
         })
         .collect();
     let mut outcomes =
-        if valid.is_empty() { Vec::new() } else { app.propose(Command::Batch(valid)).await?.outcomes }.into_iter();
+        if valid.is_empty() { Vec::new() } else { app.propose(Command::Ops(valid)).await?.outcomes }.into_iter();
     let mut results = Vec::with_capacity(slots.len());
     for slot in slots {
         let reply = match slot {

@@ -19,7 +19,7 @@ use crate::registry::{Command, Op, RecordId, RecordState};
 
 /// Propose `op` on `id` as one entry and answer with its outcome.
 async fn execute(app: &App, id: &RecordId, op: Op) -> Result<Reply, ApiError> {
-    let mut resp = app.propose(Command::Op(op)).await?;
+    let mut resp = app.propose(Command::Ops(vec![op])).await?;
     let outcome = resp.outcomes.pop().ok_or_else(|| ApiError::internal("an operation applied without outcome"))?;
     metrics::count(&outcome);
     Ok(Reply::outcome(id, outcome))

@@ -20,15 +20,38 @@ pub struct Meta {
     pub expired_total: u64,
 }
 
-/// Apply the entry at log `index`. The index is the fencing token of any claim it grants.
+/// Operations one entry may carry: an acquisition's token is the entry's index
+/// times this plus the operation's position, so positions must stay below it.
+pub const MAX_OPS_PER_ENTRY: usize = 1024;
+
+/// The fencing token of the operation at `position` in the entry at `index`:
+/// unique to that acquisition, and larger than any token of an earlier entry
+/// (including tokens granted before entries carried positions, which were the
+/// bare index). Below 2^53, as API.md requires, for the first 2^43 entries.
+pub fn token(index: u64, position: usize) -> u64 {
+    index * MAX_OPS_PER_ENTRY as u64 + position as u64
+}
+
+/// Apply the entry at log `index`.
 pub fn apply(tables: &mut impl Tables, meta: &mut Meta, index: u64, req: &Request) -> Response {
     meta.clock_ms = meta.clock_ms.max(req.stamp_ms);
     sweep(tables, meta);
-    let mut ctx = Ctx { tables, meta, index };
+    let mut ctx = Ctx { tables, meta, token: index };
     let outcomes = match &req.cmd {
+        Command::Ops(ops) => ops
+            .iter()
+            .enumerate()
+            .map(|(position, op)| {
+                ctx.token = token(index, position);
+                ctx.op(op)
+            })
+            .collect(),
+        Command::Tick => Vec::new(),
+        // Entries written before tokens carried positions are applied exactly
+        // as they were then, so a replica replaying an old log answers what
+        // the old code answered: every acquisition takes the bare index.
         Command::Op(op) => vec![ctx.op(op)],
         Command::Batch(ops) => ops.iter().map(|op| ctx.op(op)).collect(),
-        Command::Tick => Vec::new(),
     };
     Response { outcomes }
 }
@@ -44,7 +67,8 @@ fn sweep(tables: &mut impl Tables, meta: &mut Meta) {
 struct Ctx<'a, T> {
     tables: &'a mut T,
     meta: &'a mut Meta,
-    index: u64,
+    /// The token an acquisition by the operation being applied gets.
+    token: u64,
 }
 
 impl<T: Tables> Ctx<'_, T> {
@@ -102,7 +126,7 @@ impl<T: Tables> Ctx<'_, T> {
         let Some(mut rec) = live else {
             let rec = StoredRecord {
                 state: RecordState::InProgress,
-                token: self.index,
+                token: self.token,
                 attempt: 1,
                 claim_id: claim_id.clone(),
                 owner: owner.clone(),
@@ -116,7 +140,7 @@ impl<T: Tables> Ctx<'_, T> {
                 retention_ms,
             };
             self.store(id, rec.clone(), old_expiry);
-            return Outcome::Acquired { token: self.index, takeover: false, record: rec };
+            return Outcome::Acquired { token: self.token, takeover: false, record: rec };
         };
         if rec.fingerprint.is_some() && rec.fingerprint != *fingerprint {
             return Outcome::FingerprintMismatch;
@@ -133,7 +157,7 @@ impl<T: Tables> Ctx<'_, T> {
             return Outcome::InProgress { record: rec, retry_after_ms: lease_end - now };
         }
         // Abandoned: take over, keeping the checkpoint so the new holder resumes.
-        rec.token = self.index;
+        rec.token = self.token;
         rec.attempt += 1;
         rec.claim_id = claim_id.clone();
         rec.owner = owner.clone();
@@ -145,7 +169,7 @@ impl<T: Tables> Ctx<'_, T> {
         rec.expires_at_ms = now.saturating_add(retention_ms);
         rec.retention_ms = retention_ms;
         self.store(id, rec.clone(), old_expiry);
-        Outcome::Acquired { token: self.index, takeover: true, record: rec }
+        Outcome::Acquired { token: self.token, takeover: true, record: rec }
     }
 
     /// The live, in-progress record held by `token`, or the outcome that refuses.

@@ -22,7 +22,7 @@ impl Replica {
     }
 
     fn op(&mut self, stamp_ms: u64, op: Op) -> Outcome {
-        self.run(stamp_ms, Command::Op(op)).outcomes.remove(0)
+        self.run(stamp_ms, Command::Ops(vec![op])).outcomes.remove(0)
     }
 }
 
@@ -57,12 +57,13 @@ fn acquired_token(outcome: &Outcome) -> u64 {
 }
 
 #[test]
-fn first_claim_acquires_with_the_entry_index_as_token() {
+fn first_claim_acquires_with_a_token_from_the_entry_index() {
     let mut r = Replica::default();
     r.run(1_000, Command::Tick);
     match r.op(1_000, claim("k", Some("c1"), None)) {
-        Outcome::Acquired { token, takeover, record } => {
-            assert_eq!(token, 2);
+        Outcome::Acquired { token: t, takeover, record } => {
+            assert_eq!(t, token(2, 0));
+            assert_eq!(record.token, t);
             assert!(!takeover);
             assert_eq!(record.attempt, 1);
             assert_eq!(record.state, RecordState::InProgress);
@@ -212,7 +213,7 @@ fn sweep_is_bounded_per_entry() {
     let mut r = Replica::default();
     let n = SWEEP_LIMIT as u64 + 10;
     let ops = (0..n).map(|i| claim(&format!("k{i}"), None, None)).collect();
-    r.run(1_000, Command::Batch(ops));
+    r.run(1_000, Command::Ops(ops));
     assert_eq!(r.meta.records, n);
     r.run(20_000, Command::Tick);
     assert_eq!(r.meta.records, 10, "only SWEEP_LIMIT removed by one entry");
@@ -221,14 +222,44 @@ fn sweep_is_bounded_per_entry() {
 }
 
 #[test]
-fn batch_applies_in_order_within_one_entry() {
+fn ops_apply_in_order_within_one_entry() {
     let mut r = Replica::default();
-    let out =
-        r.run(1_000, Command::Batch(vec![claim("a", Some("x"), None), claim("a", Some("y"), None), complete("a", 1)]));
+    let out = r.run(
+        1_000,
+        Command::Ops(vec![claim("a", Some("x"), None), claim("a", Some("y"), None), complete("a", token(1, 0))]),
+    );
     assert_eq!(out.outcomes.len(), 3);
-    assert_eq!(acquired_token(&out.outcomes[0]), 1);
+    assert_eq!(acquired_token(&out.outcomes[0]), token(1, 0));
     assert!(matches!(out.outcomes[1], Outcome::InProgress { .. }));
     assert!(matches!(&out.outcomes[2], Outcome::Done { record } if record.state == RecordState::Completed));
+}
+
+#[test]
+fn two_acquisitions_in_one_entry_never_share_a_token() {
+    let mut r = Replica::default();
+    r.run(1_000, Command::Tick);
+    let del = Op::Delete { id: id("k") };
+    let out = r.run(1_000, Command::Ops(vec![claim("k", Some("c1"), None), del, claim("k", Some("c2"), None)]));
+    let (first, second) = (acquired_token(&out.outcomes[0]), acquired_token(&out.outcomes[2]));
+    assert_eq!((first, second), (token(2, 0), token(2, 2)));
+    // The first holder's token no longer completes the second holder's claim.
+    assert_eq!(r.op(1_100, complete("k", first)), Outcome::Fenced);
+    assert!(matches!(r.op(1_100, complete("k", second)), Outcome::Done { .. }));
+}
+
+#[test]
+fn entries_from_before_positions_keep_their_tokens_and_later_ones_are_larger() {
+    let mut r = Replica::default();
+    // An old log: a batch of claim, delete, claim handed the bare index to both.
+    let del = Op::Delete { id: id("k") };
+    let old = r.run(1_000, Command::Batch(vec![claim("k", Some("c1"), None), del, claim("k", Some("c2"), None)]));
+    assert_eq!((acquired_token(&old.outcomes[0]), acquired_token(&old.outcomes[2])), (1, 1));
+    let legacy = acquired_token(&r.run(1_000, Command::Op(claim("j", None, None))).outcomes[0]);
+    assert_eq!(legacy, 2);
+    // The first entry in the new form takes over with a token above both.
+    r.run(1_000, Command::Ops(vec![Op::Delete { id: id("j") }]));
+    assert!(acquired_token(&r.op(1_000, claim("j", None, None))) > legacy);
+    assert!(token(3, 0) > 2 && token(1, MAX_OPS_PER_ENTRY - 1) < token(2, 0));
 }
 
 proptest! {
@@ -255,21 +286,32 @@ proptest! {
         prop_assert_eq!(a.meta.records as usize, a.tables.len());
     }
 
-    /// Fencing tokens granted to a key only ever grow.
+    /// Every acquisition gets a token larger than any earlier one of its key,
+    /// and none shares a token with another acquisition; a retry with the
+    /// holder's claim_id answers the holder's token again.
     #[test]
-    fn tokens_of_a_key_strictly_increase(log in arb_log()) {
+    fn tokens_of_a_key_strictly_increase_and_are_never_shared(log in arb_log()) {
         let mut r = Replica::default();
         let mut last = std::collections::BTreeMap::new();
+        let mut granted = std::collections::BTreeMap::new();
         for req in log {
-            let ops = match &req.cmd {
-                Command::Op(op) => vec![op.clone()],
-                Command::Batch(ops) => ops.clone(),
-                Command::Tick => Vec::new(),
+            let (ops, positioned) = match &req.cmd {
+                Command::Ops(ops) => (ops.clone(), true),
+                Command::Op(op) => (vec![op.clone()], false),
+                Command::Batch(ops) => (ops.clone(), false),
+                Command::Tick => (Vec::new(), true),
             };
             for (op, outcome) in ops.iter().zip(r.run(req.stamp_ms, req.cmd).outcomes) {
-                if let Outcome::Acquired { token, .. } = outcome {
-                    let prev = last.insert(op.id().clone(), token).unwrap_or(0);
-                    prop_assert!(token >= prev, "token {} after {}", token, prev);
+                let Outcome::Acquired { token, .. } = outcome else { continue };
+                let prev = last.insert(op.id().clone(), token).unwrap_or(0);
+                if token == prev {
+                    continue; // the holder's own retry
+                }
+                // Entries from before positions shared the index within a batch.
+                prop_assert!(token > prev || !positioned, "token {} after {}", token, prev);
+                if positioned {
+                    let other = granted.insert(token, op.id().clone());
+                    prop_assert!(other.is_none(), "token {} granted twice", token);
                 }
             }
         }

@@ -28,14 +28,22 @@ pub struct Request {
     pub cmd: Command,
 }
 
+/// The variants' order is part of the log format (bincode writes the index):
+/// new variants go last.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
-    /// One client operation.
+    /// Written by earlier versions for one client operation; its acquisition
+    /// took the entry's index as token. Never proposed any more.
     Op(Op),
-    /// `POST /v1/batch`: applied in order within one entry.
+    /// Written by earlier versions for `POST /v1/batch`; every acquisition in
+    /// it took the entry's index as token. Never proposed any more.
     Batch(Vec<Op>),
     /// Proposed by an idle leader so the replicated clock advances without traffic.
     Tick,
+    /// Operations applied in order: single calls and batches coalesced into
+    /// one entry. Each acquisition's token is derived from the entry's index
+    /// and its position ([`token`](super::token)), so no two share one.
+    Ops(Vec<Op>),
 }
 
 /// A registry operation with every default already resolved by the proposer,

@@ -14,7 +14,8 @@ pub fn arb_op() -> impl Strategy<Value = Op> {
     let key = prop::sample::select(vec!["a", "b", "c"]).prop_map(id);
     let cid = prop::option::of(prop::sample::select(vec!["c1", "c2"]).prop_map(String::from));
     let fp = prop::option::of(prop::sample::select(vec!["f1", "f2"]).prop_map(String::from));
-    let token = 0u64..40;
+    // Tokens near the ones the first entries grant, old form and new.
+    let token = prop_oneof![0u64..10, (1u64..40).prop_map(|i| i * 1024), (1u64..40).prop_map(|i| i * 1024 + 1)];
     prop_oneof![
         (key.clone(), 100u64..3_000, 1_000u64..8_000, fp, cid).prop_map(
             |(id, lease_ms, retention_ms, fingerprint, claim_id)| {
@@ -32,13 +33,21 @@ pub fn arb_op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A log as a node may hold it: a few entries in the form earlier versions
+/// wrote, then entries as proposed today. Stamps wander, sometimes
+/// backwards, as leaders with skewed clocks would.
 pub fn arb_log() -> impl Strategy<Value = Vec<Request>> {
-    let cmd = prop_oneof![
-        6 => arb_op().prop_map(Command::Op),
-        2 => prop::collection::vec(arb_op(), 0..5).prop_map(Command::Batch),
+    let legacy = prop_oneof![
+        3 => arb_op().prop_map(Command::Op),
+        1 => prop::collection::vec(arb_op(), 0..5).prop_map(Command::Batch),
         1 => Just(Command::Tick),
     ];
-    // Stamps wander, sometimes backwards, as leaders with skewed clocks would.
-    prop::collection::vec((cmd, 0u64..20_000), 1..120)
-        .prop_map(|entries| entries.into_iter().map(|(cmd, stamp_ms)| Request { stamp_ms, cmd }).collect())
+    let current = prop_oneof![
+        6 => prop::collection::vec(arb_op(), 1..2).prop_map(Command::Ops),
+        2 => prop::collection::vec(arb_op(), 0..6).prop_map(Command::Ops),
+        1 => Just(Command::Tick),
+    ];
+    let stamp = || 0u64..20_000;
+    (prop::collection::vec((legacy, stamp()), 0..8), prop::collection::vec((current, stamp()), 1..120))
+        .prop_map(|(old, new)| old.into_iter().chain(new).map(|(cmd, stamp_ms)| Request { stamp_ms, cmd }).collect())
 }

@@ -42,7 +42,7 @@ async fn fill(sm: &mut StateMachineStore, n: u64) -> u64 {
     for chunk in 0..n / 100 {
         index += 1;
         let ops = (0..100).map(|i| claim(format!("k{}", chunk * 100 + i), if i % 10 == 0 { 1_000 } else { 600_000 }));
-        sm.apply([entry(index, Command::Batch(ops.collect()))]).await.unwrap();
+        sm.apply([entry(index, Command::Ops(ops.collect()))]).await.unwrap();
     }
     index
 }
