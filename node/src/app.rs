@@ -12,7 +12,8 @@ use openraft::ServerState;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::ConsensusError;
-use crate::registry::{Command, Request, Response};
+use crate::proposer::Proposer;
+use crate::registry::{Command, Op, Outcome, Request, Response};
 use crate::store::StateView;
 use crate::types::{NodeId, Raft, RaftMetrics};
 
@@ -69,6 +70,7 @@ pub struct App {
     pub config: Config,
     /// Pooled client for forwarding requests to the leader.
     pub http: reqwest::Client,
+    proposer: Proposer,
     /// Monotonic ms (since `started`) of this node's last proposal; an idle
     /// leader ticks after it. Monotonic, so a skewed wall clock cannot stop ticks.
     last_proposal_ms: AtomicU64,
@@ -82,6 +84,7 @@ impl App {
         view: Arc<StateView>,
         committed: Arc<AtomicU64>,
         http: reqwest::Client,
+        proposer: Proposer,
     ) -> Self {
         App {
             id: config.id,
@@ -91,6 +94,7 @@ impl App {
             clock: Clock::default(),
             config,
             http,
+            proposer,
             last_proposal_ms: AtomicU64::new(0),
             started: Instant::now(),
         }
@@ -128,9 +132,17 @@ impl App {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Stamp `cmd` with this node's clock and replicate it; answers once a
-    /// majority has it on disk and it is applied here. openraft batches
-    /// concurrent proposals into shared appends (and so shared fsyncs).
+    /// Replicate `ops` in one entry, together with whatever other operations
+    /// wait (see [`crate::proposer`]), and answer their outcomes in order.
+    pub async fn submit(&self, ops: Vec<Op>) -> Result<Vec<Outcome>, ConsensusError> {
+        match tokio::time::timeout(self.config.request_timeout, self.proposer.submit(ops)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(ConsensusError::Unavailable("no quorum within the request deadline".into())),
+        }
+    }
+
+    /// Stamp `cmd` with this node's clock and replicate it as one entry;
+    /// answers once a majority has it on disk and it is applied here.
     pub async fn propose(&self, cmd: Command) -> Result<Response, ConsensusError> {
         let term = self.raft.metrics().borrow().current_term;
         let stamp_ms = self.clock.stamp(term, self.view.clock_ms(), self.view.observed());

@@ -17,7 +17,7 @@ pub enum NodeError {
 }
 
 /// Why Raft did not carry out a proposal or confirm a linearizable read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConsensusError {
     /// No leader or no quorum in time, or leadership lost meanwhile: the
     /// outcome of a write is unknown and a retry must be safe.

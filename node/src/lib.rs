@@ -9,6 +9,7 @@
 //! - [`network`]: the Raft RPC client (HTTP + bincode, pooled connections).
 //! - [`api`]: the HTTP routes: client API, forwarding, Raft RPC server, health.
 //! - [`app`]: the running node as handlers see it; the one way to propose.
+//! - [`proposer`]: group commit: concurrent operations coalesced into one entry.
 //! - [`types`]: openraft's type configuration and aliases.
 //! - [`codec`]: the one bincode configuration (log, state, snapshots, Raft RPC).
 //! - [`config`], [`clock`], [`telemetry`], [`ticker`], [`error`].
@@ -24,6 +25,7 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod network;
+pub mod proposer;
 pub mod registry;
 pub mod store;
 pub mod telemetry;
@@ -102,11 +104,14 @@ pub async fn run(
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
     initialize(&raft, &config).await?;
-    let app = Arc::new(App::new(config, raft.clone(), view, committed, http));
+    let (proposer, queue) = proposer::Proposer::new();
+    let app = Arc::new(App::new(config, raft.clone(), view, committed, http, proposer));
+    let proposals = tokio::spawn(proposer::run(app.clone(), queue));
     let ticker = tokio::spawn(ticker::run(app.clone()));
     tracing::info!(id = app.id, listen = %listener.local_addr()?, advertise = %app.config.advertise_addr(), "serving");
     let served = axum::serve(listener, api::router(app.clone())).with_graceful_shutdown(shutdown).await;
     ticker.abort();
+    proposals.abort();
     tracing::info!("shutting down raft");
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");

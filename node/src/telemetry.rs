@@ -23,6 +23,12 @@ pub fn install_metrics() -> PrometheusHandle {
                         &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("idem_proposal_batch_ops".into()),
+                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0],
+                    )
+                })
                 .expect("static bucket lists are valid")
                 .install_recorder()
                 .expect("the metrics recorder is installed once")

@@ -12,7 +12,6 @@ use super::metrics;
 use super::reply::Reply;
 use super::resolve;
 use crate::app::App;
-use crate::registry::Command;
 
 /// Invalid operations answer their own 400 in place and are not proposed;
 /// the valid ones go to the log together.
@@ -36,8 +35,7 @@ pub async fn batch(
             })
         })
         .collect();
-    let mut outcomes =
-        if valid.is_empty() { Vec::new() } else { app.propose(Command::Ops(valid)).await?.outcomes }.into_iter();
+    let mut outcomes = if valid.is_empty() { Vec::new() } else { app.submit(valid).await? }.into_iter();
     let mut results = Vec::with_capacity(slots.len());
     for slot in slots {
         let reply = match slot {

@@ -15,12 +15,11 @@ use super::metrics;
 use super::reply::{wire, Reply};
 use super::resolve;
 use crate::app::App;
-use crate::registry::{Command, Op, RecordId, RecordState};
+use crate::registry::{Op, RecordId, RecordState};
 
 /// Propose `op` on `id` as one entry and answer with its outcome.
 async fn execute(app: &App, id: &RecordId, op: Op) -> Result<Reply, ApiError> {
-    let mut resp = app.propose(Command::Ops(vec![op])).await?;
-    let outcome = resp.outcomes.pop().ok_or_else(|| ApiError::internal("an operation applied without outcome"))?;
+    let outcome = app.submit(vec![op]).await?.pop().ok_or_else(|| ApiError::internal("an op without outcome"))?;
     metrics::count(&outcome);
     Ok(Reply::outcome(id, outcome))
 }

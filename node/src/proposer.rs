@@ -1,0 +1,122 @@
+//! Group commit of proposals: operations that arrive while earlier ones are
+//! being replicated wait here and go to the log together, as one entry.
+//!
+//! openraft 0.9's core appends and flushes each `client_write` on its own
+//! before it takes the next, so one entry per request means one leader fsync
+//! per request. This task drains every operation waiting into one
+//! [`Command::Ops`] entry instead: it proposes at once when idle (no linger
+//! timer, so a lone request pays no extra latency) and keeps a few entries in
+//! flight, so the next batch fills while the previous one is on disk.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::app::App;
+use crate::error::ConsensusError;
+use crate::registry::{Command, Op, Outcome, MAX_OPS_PER_ENTRY};
+
+/// Entries handed to Raft and not yet answered. One is being flushed while
+/// the next is appended; more only make each entry smaller.
+const IN_FLIGHT: usize = 2;
+
+/// Requests that may wait for a batch before submitters feel back-pressure.
+const QUEUE: usize = 8192;
+
+type Answer = Result<Vec<Outcome>, ConsensusError>;
+
+/// One request's operations (one for a single call, up to a batch's 1000),
+/// kept together in one entry and answered together.
+struct Pending {
+    ops: Vec<Op>,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The submitting side, held by `App`.
+#[derive(Clone)]
+pub struct Proposer {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl Proposer {
+    /// The proposer and the queue its task drains ([`run`]).
+    pub fn new() -> (Proposer, Queue) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (Proposer { tx }, Queue(rx))
+    }
+
+    /// Propose `ops` in one entry (with whatever else is waiting) and answer
+    /// their outcomes in order. At most [`MAX_OPS_PER_ENTRY`] ops.
+    pub async fn submit(&self, ops: Vec<Op>) -> Answer {
+        debug_assert!(!ops.is_empty() && ops.len() <= MAX_OPS_PER_ENTRY);
+        let (reply, answer) = oneshot::channel();
+        let stopped = || ConsensusError::Unavailable("the node is shutting down".into());
+        self.tx.send(Pending { ops, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// The receiving side, consumed by [`run`].
+pub struct Queue(mpsc::Receiver<Pending>);
+
+/// Drain the queue into entries until every [`Proposer`] is dropped.
+pub async fn run(app: Arc<App>, Queue(mut rx): Queue) {
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut carried: Option<Pending> = None;
+    loop {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+        let first = match carried.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
+        let mut size = first.ops.len();
+        let mut batch = vec![first];
+        while let Ok(next) = rx.try_recv() {
+            if size + next.ops.len() > MAX_OPS_PER_ENTRY {
+                carried = Some(next);
+                break;
+            }
+            size += next.ops.len();
+            batch.push(next);
+        }
+        let app = app.clone();
+        tokio::spawn(async move {
+            propose(&app, batch, size).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Propose `batch` as one entry and hand each request its outcomes.
+async fn propose(app: &App, batch: Vec<Pending>, size: usize) {
+    metrics::histogram!("idem_proposal_batch_ops").record(size as f64);
+    let mut ops = Vec::with_capacity(size);
+    let mut replies = Vec::with_capacity(batch.len());
+    for p in batch {
+        replies.push((p.ops.len(), p.reply));
+        ops.extend(p.ops);
+    }
+    match app.propose(Command::Ops(ops)).await {
+        Ok(resp) => {
+            let mut outcomes = resp.outcomes.into_iter();
+            for (n, reply) in replies {
+                let mine: Vec<Outcome> = outcomes.by_ref().take(n).collect();
+                let answer = if mine.len() == n {
+                    Ok(mine)
+                } else {
+                    Err(ConsensusError::Unavailable("an entry applied with fewer outcomes than ops".into()))
+                };
+                // The submitter may have given up (its client hung up); nothing to do.
+                let _ = reply.send(answer);
+            }
+        }
+        Err(e) => {
+            for (_, reply) in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
