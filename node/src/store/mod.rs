@@ -10,10 +10,12 @@ mod codec;
 mod flusher;
 pub mod layout;
 mod log;
-mod sled_tables;
+mod overlay;
+mod pending;
 mod snapshot;
 mod state_machine;
 mod view;
+mod writeback;
 
 use std::path::Path;
 
@@ -37,7 +39,7 @@ pub fn open(data_dir: &Path, cache_bytes: u64) -> Result<(LogStore, StateMachine
         .open()
         .map_err(|e| openraft::StorageIOError::write(&e))?;
     let log = LogStore::open(db.clone())?;
-    let sm = StateMachineStore::open(db, data_dir.join("snapshots"))?;
+    let sm = StateMachineStore::open(db, data_dir.join("db"), data_dir.join("snapshots"))?;
     Ok((log, sm))
 }
 

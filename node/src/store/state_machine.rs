@@ -1,10 +1,12 @@
 //! The registry state machine on sled (openraft's `RaftStateMachine`).
 //!
-//! Each `apply` call writes its records, the applied log id, the membership and
-//! the registry meta in one sled batch, so after `kill -9` the state and the
-//! point it reflects always agree and nothing is applied twice. It is not
-//! flushed here: the log is durable, and whatever the state lost is re-applied
-//! from it on restart.
+//! Each `apply` call adds its records, the applied log id, the membership and
+//! the registry meta to the overlay in memory as one layer of writes; the
+//! write-back thread (`writeback`) moves them into sled in atomic batches, so
+//! after `kill -9` the state and the point it reflects always agree and
+//! nothing is applied twice. Nothing is flushed on apply: the log is durable,
+//! and whatever the state lost is re-applied from it on restart. Snapshots are
+//! streamed from the tree while the write-back is frozen, so applies go on.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,9 +16,10 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
 use super::codec::{decode, encode, io};
 use super::layout;
-use super::sled_tables::SledTables;
+use super::pending::Pending;
 use super::snapshot::{self, Header, SnapshotInfo};
 use super::view::StateView;
+use super::writeback::{sync_files, Control, Writeback};
 use crate::registry::{self, Meta, Response};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
@@ -24,20 +27,36 @@ pub struct StateMachineStore {
     db: sled::Db,
     root: sled::Tree,
     view: Arc<StateView>,
+    writeback: Writeback,
     applied: Option<LogId>,
     membership: StoredMembership,
     meta: Meta,
     snapshot_dir: PathBuf,
+    db_dir: PathBuf,
     /// The file a snapshot from the leader is being received into.
     incoming: Option<PathBuf>,
+    /// Held while a snapshot is built from the tree, so an install cannot
+    /// replace the tree under it.
+    building: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn read_key<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StorageError> {
     tree.get(key).map_err(io)?.map(|v| decode(&v)).transpose()
 }
 
+/// The applied log id, membership and registry meta a state tree holds.
+fn read_header(tree: &sled::Tree) -> Result<Header, StorageError> {
+    Ok(Header {
+        applied: read_key(tree, layout::APPLIED)?.flatten(),
+        membership: read_key(tree, layout::MEMBERSHIP)?.unwrap_or_default(),
+        meta: read_key(tree, layout::SM_META)?.unwrap_or_default(),
+    })
+}
+
 impl StateMachineStore {
-    pub(super) fn open(db: sled::Db, snapshot_dir: PathBuf) -> Result<Self, StorageError> {
+    /// Open the state machine in `db` (a sled database at `db_dir`), with
+    /// snapshot files under `snapshot_dir`.
+    pub(super) fn open(db: sled::Db, db_dir: PathBuf, snapshot_dir: PathBuf) -> Result<Self, StorageError> {
         std::fs::create_dir_all(&snapshot_dir).map_err(io)?;
         let root = db.open_tree(layout::ROOT_TREE).map_err(io)?;
         let current: String = match read_key(&root, layout::CURRENT_SM)? {
@@ -55,11 +74,22 @@ impl StateMachineStore {
             }
         }
         let tree = db.open_tree(&current).map_err(io)?;
-        let applied = read_key(&tree, layout::APPLIED)?.flatten();
-        let membership = read_key(&tree, layout::MEMBERSHIP)?.unwrap_or_default();
-        let meta: Meta = read_key(&tree, layout::SM_META)?.unwrap_or_default();
+        let Header { applied, membership, meta } = read_header(&tree)?;
         let view = Arc::new(StateView::new(tree, &meta, applied));
-        Ok(StateMachineStore { db, root, view, applied, membership, meta, snapshot_dir, incoming: None })
+        let writeback = Writeback::start(view.clone(), db.clone(), db_dir.clone());
+        Ok(StateMachineStore {
+            db,
+            root,
+            view,
+            writeback,
+            applied,
+            membership,
+            meta,
+            snapshot_dir,
+            db_dir,
+            incoming: None,
+            building: Arc::default(),
+        })
     }
 
     pub fn view(&self) -> Arc<StateView> {
@@ -73,37 +103,16 @@ impl StateMachineStore {
     fn current_snapshot(&self) -> Result<Option<SnapshotInfo>, StorageError> {
         read_key(&self.root, layout::CURRENT_SNAPSHOT)
     }
+}
 
-    /// Make `info` the current snapshot and delete the file it replaces.
-    fn remember_snapshot(&self, info: &SnapshotInfo) -> Result<(), StorageError> {
-        let previous = self.current_snapshot()?;
-        self.root.insert(layout::CURRENT_SNAPSHOT, encode(info)?).map_err(io)?;
-        if let Some(prev) = previous.filter(|p| p.file != info.file) {
-            let _ = std::fs::remove_file(self.snapshot_path(&prev.file));
-        }
-        Ok(())
+/// Make `info` the current snapshot and delete the file it replaces.
+fn remember_snapshot(root: &sled::Tree, dir: &Path, info: &SnapshotInfo) -> Result<(), StorageError> {
+    let previous: Option<SnapshotInfo> = read_key(root, layout::CURRENT_SNAPSHOT)?;
+    root.insert(layout::CURRENT_SNAPSHOT, encode(info)?).map_err(io)?;
+    if let Some(prev) = previous.filter(|p| p.file != info.file) {
+        let _ = std::fs::remove_file(dir.join(&prev.file));
     }
-
-    /// Dump the state as it is now. The state machine worker awaits this, so
-    /// no entry is applied meanwhile and the dump is consistent.
-    async fn dump(&mut self) -> Result<SnapshotInfo, StorageError> {
-        let snapshot_id = match self.applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, self.db.generate_id().map_err(io)?),
-            None => format!("empty-{}", self.db.generate_id().map_err(io)?),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: self.applied,
-            last_membership: self.membership.clone(),
-            snapshot_id: snapshot_id.clone(),
-        };
-        let info = SnapshotInfo { meta, file: format!("{snapshot_id}.snap") };
-        let header = Header { applied: self.applied, membership: self.membership.clone(), meta: self.meta };
-        let (tree, path) = (self.view.tree(), self.snapshot_path(&info.file));
-        tokio::task::spawn_blocking(move || snapshot::write(&tree, &header, &path)).await.map_err(io)?.map_err(io)?;
-        self.remember_snapshot(&info)?;
-        metrics::counter!("idem_snapshots_total", "kind" => "built").increment(1);
-        Ok(info)
-    }
+    Ok(())
 }
 
 /// The snapshot `info` names, opened from `dir` for openraft to stream.
@@ -112,15 +121,51 @@ async fn open_snapshot(dir: &Path, info: SnapshotInfo) -> Result<Snapshot, Stora
     Ok(Snapshot { meta: info.meta, snapshot: Box::new(file) })
 }
 
-/// A snapshot already written by [`StateMachineStore::dump`]; building it only opens the file.
+/// Builds a snapshot from the state tree while applies continue: the
+/// write-back is frozen with everything applied so far in the tree (synced),
+/// the tree is streamed to a file, and the write-back resumes.
 pub struct SnapshotBuilder {
+    db: sled::Db,
+    root: sled::Tree,
+    view: Arc<StateView>,
+    writeback: Control,
     dir: PathBuf,
-    built: Result<SnapshotInfo, StorageError>,
+    building: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl SnapshotBuilder {
+    async fn build(&mut self) -> Result<SnapshotInfo, StorageError> {
+        let _building = self.building.clone().lock_owned().await;
+        let writeback = self.writeback.clone();
+        let frozen = tokio::task::spawn_blocking(move || writeback.freeze(true)).await.map_err(io)??;
+        let tree = self.view.read_overlay().tree().clone();
+        let header = read_header(&tree)?;
+        let snapshot_id = match header.applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, self.db.generate_id().map_err(io)?),
+            None => format!("empty-{}", self.db.generate_id().map_err(io)?),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: header.applied,
+            last_membership: header.membership.clone(),
+            snapshot_id: snapshot_id.clone(),
+        };
+        let info = SnapshotInfo { meta, file: format!("{snapshot_id}.snap") };
+        let path = self.dir.join(&info.file);
+        tokio::task::spawn_blocking(move || snapshot::write(&tree, &header, &path)).await.map_err(io)?.map_err(io)?;
+        drop(frozen);
+        remember_snapshot(&self.root, &self.dir, &info)?;
+        metrics::counter!("idem_snapshots_total", "kind" => "built").increment(1);
+        Ok(info)
+    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        open_snapshot(&self.dir, self.built.clone()?).await
+        let built = self.build().await;
+        if let Err(e) = &built {
+            tracing::error!(error = %e, "building a snapshot");
+        }
+        open_snapshot(&self.dir, built?).await
     }
 }
 
@@ -136,29 +181,43 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let tree = self.view.tree();
-        let mut tables = SledTables::new(&tree);
+        let writeback = self.writeback.control();
+        if let Some(e) = writeback.failure() {
+            return Err(e);
+        }
+        let view = self.view.clone();
         let mut responses = Vec::new();
         let mut stamped = false;
-        for entry in entries {
-            self.applied = Some(entry.log_id);
-            let response = match entry.payload {
-                EntryPayload::Blank => Response::default(),
-                EntryPayload::Normal(req) => {
-                    stamped = true;
-                    registry::apply(&mut tables, &mut self.meta, entry.log_id.index, &req)
-                }
-                EntryPayload::Membership(m) => {
-                    self.membership = StoredMembership::new(Some(entry.log_id), m);
-                    Response::default()
-                }
-            };
-            responses.push(response);
-        }
-        tables.put_raw(layout::APPLIED, encode(&self.applied)?);
-        tables.put_raw(layout::MEMBERSHIP, encode(&self.membership)?);
-        tables.put_raw(layout::SM_META, encode(&self.meta)?);
-        tree.apply_batch(tables.into_batch()?).map_err(io)?;
+        let writes = {
+            let overlay = view.read_overlay();
+            let mut tables = Pending::new(&overlay);
+            for entry in entries {
+                self.applied = Some(entry.log_id);
+                let response = match entry.payload {
+                    EntryPayload::Blank => Response::default(),
+                    EntryPayload::Normal(req) => {
+                        stamped = true;
+                        registry::apply(&mut tables, &mut self.meta, entry.log_id.index, &req)
+                    }
+                    EntryPayload::Membership(m) => {
+                        self.membership = StoredMembership::new(Some(entry.log_id), m);
+                        Response::default()
+                    }
+                };
+                responses.push(response);
+            }
+            // The applied point travels with the writes, into sled in the same batch.
+            tables.put_raw(layout::APPLIED, encode(&self.applied)?);
+            tables.put_raw(layout::MEMBERSHIP, encode(&self.membership)?);
+            tables.put_raw(layout::SM_META, encode(&self.meta)?);
+            tables.into_writes()?
+        };
+        let active = {
+            let mut overlay = view.write_overlay();
+            overlay.merge(writes);
+            overlay.active_len()
+        };
+        writeback.nudge_if_full(active);
         self.view.publish(&self.meta, self.applied);
         // Only stamped entries grant leases at the clock they leave; a blank
         // or membership entry (a new term, a fresh cluster at clock 0) says
@@ -170,11 +229,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        let built = self.dump().await;
-        if let Err(e) = &built {
-            tracing::error!(error = %e, "building a snapshot");
+        SnapshotBuilder {
+            db: self.db.clone(),
+            root: self.root.clone(),
+            view: self.view.clone(),
+            writeback: self.writeback.control(),
+            dir: self.snapshot_dir.clone(),
+            building: self.building.clone(),
         }
-        SnapshotBuilder { dir: self.snapshot_dir.clone(), built }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
@@ -206,10 +268,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let info = SnapshotInfo { meta: meta.clone(), file: format!("{}.snap", meta.snapshot_id) };
         let final_path = self.snapshot_path(&info.file);
         let name = format!("{}{}", layout::SM_TREE_PREFIX, self.db.generate_id().map_err(io)?);
-        let (db, root) = (self.db.clone(), self.root.clone());
+        let (db, db_dir, root, writeback) =
+            (self.db.clone(), self.db_dir.clone(), self.root.clone(), self.writeback.control());
+        // No snapshot is being streamed from the tree this replaces.
+        let _building = self.building.clone().lock_owned().await;
         // Load into a fresh tree, then switch the root pointer: a crash at any
-        // point leaves either the old state or the new one, never a mix.
-        let (tree, header) = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
+        // point leaves either the old state or the new one, never a mix. The
+        // write-back is frozen meanwhile: what it would write belongs to the
+        // state this snapshot replaces.
+        let (tree, header, frozen) = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
+            let frozen = writeback.freeze(false)?;
             let tree = db.open_tree(&name).map_err(io)?;
             let header = snapshot::install(&mut file, &tree, &final_path).map_err(io)?;
             let mut batch = sled::Batch::default();
@@ -218,15 +286,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             batch.insert(layout::SM_META, encode(&header.meta)?);
             tree.apply_batch(batch).map_err(io)?;
             db.flush().map_err(io)?;
+            sync_files(&db_dir).map_err(io)?;
             root.insert(layout::CURRENT_SM, encode(&name)?).map_err(io)?;
             db.flush().map_err(io)?;
-            Ok((tree, header))
+            sync_files(&db_dir).map_err(io)?;
+            Ok((tree, header, frozen))
         })
         .await
         .map_err(io)??;
-        let old = self.view.replace_tree(tree);
+        let old = self.view.write_overlay().reset(tree);
+        drop(frozen);
         self.db.drop_tree(old.name()).map_err(io)?;
-        self.remember_snapshot(&info)?;
+        remember_snapshot(&self.root, &self.snapshot_dir, &info)?;
         self.applied = header.applied;
         self.membership = header.membership;
         self.meta = header.meta;

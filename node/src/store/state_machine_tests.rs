@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use super::StateMachineStore;
 use crate::registry::strategies::arb_log;
 use crate::registry::{Command, Op, RecordId, Request, Response};
+use crate::store::layout;
 use crate::store::open;
 use crate::store::view::TreeBytes;
 use crate::types::{Entry, LogId};
@@ -121,6 +122,61 @@ async fn applied_state_survives_reopen_without_reapplying() {
     assert_eq!(sm.applied_state().await.unwrap(), applied);
     assert_eq!(sm.view().records(), 1_000);
     assert!(sm.view().get(&RecordId::new("ns", "k999")).unwrap().is_some());
+}
+
+#[tokio::test]
+async fn applies_go_on_in_memory_while_the_tree_is_frozen_for_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let last = fill(&mut sm, 1_000).await;
+    let control = sm.writeback.control();
+    let frozen = tokio::task::spawn_blocking(move || control.freeze(true)).await.unwrap().unwrap();
+    let tree = sm.view.read_overlay().tree().clone();
+    let before: Vec<_> = tree.iter().map(Result::unwrap).collect();
+    assert!(tree.get(layout::record_key(&RecordId::new("ns", "k999"))).unwrap().is_some(), "written back");
+    let ops = (0..100).map(|i| claim(format!("late{i}"), 600_000)).collect();
+    sm.apply([entry(last + 1, Command::Ops(ops))]).await.unwrap();
+    tokio::time::sleep(super::super::writeback::INTERVAL * 3).await;
+    let late = RecordId::new("ns", "late7");
+    assert!(sm.view().get(&late).unwrap().is_some(), "readers see the apply at once");
+    let during: Vec<_> = tree.iter().map(Result::unwrap).collect();
+    assert_eq!(before, during, "the frozen tree does not change");
+    drop(frozen);
+    tokio::time::sleep(super::super::writeback::INTERVAL * 3).await;
+    assert!(tree.get(layout::record_key(&late)).unwrap().is_some(), "written back once thawed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_built_while_entries_apply_holds_exactly_the_state_it_names() {
+    let (dir_a, dir_b, dir_c) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_log_a, mut a) = open(dir_a.path(), TEST_CACHE).unwrap();
+    let last = fill(&mut a, 3_000).await;
+    let mut builder = a.get_snapshot_builder().await;
+    let building = tokio::spawn(async move { builder.build_snapshot().await.unwrap() });
+    // Entries applied while the snapshot may be streaming.
+    let late: Vec<Entry> = (1..=50)
+        .map(|i| entry(last + i, Command::Ops(vec![claim(format!("late{i}"), 600_000), claim(format!("k{i}"), 9)])))
+        .collect();
+    for e in &late {
+        a.apply([e.clone()]).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    let mut built = building.await.unwrap();
+    let index = built.meta.last_log_id.expect("a snapshot of applied entries").index;
+    assert!((last..=last + 50).contains(&index));
+    // A replica that applied exactly up to the snapshot's point holds what it does.
+    let (_log_c, mut c) = open(dir_c.path(), TEST_CACHE).unwrap();
+    fill(&mut c, 3_000).await;
+    for e in late.iter().filter(|e| e.log_id.index <= index) {
+        c.apply([e.clone()]).await.unwrap();
+    }
+    let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
+    let mut data = b.begin_receiving_snapshot().await.unwrap();
+    tokio::io::copy(&mut built.snapshot, &mut *data).await.unwrap();
+    b.install_snapshot(&built.meta, data).await.unwrap();
+    assert_eq!(b.view().dump(), c.view().dump());
+    assert_eq!(b.applied_state().await.unwrap(), c.applied_state().await.unwrap());
 }
 
 /// Apply `log` to a fresh sled state machine, `chunks` entries per `apply`

@@ -1,27 +1,26 @@
-//! The read model: what the API reads between applies, the current
-//! state-machine tree and the scalars published after each apply. Only the
-//! state machine writes it; handlers share it through `App`.
+//! The read model: what the API reads between applies, the state machine's
+//! data (the [`Overlay`]) and the scalars published after each apply. Only
+//! the state machine and its write-back write it; handlers share it through `App`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::codec::{decode, io};
+use super::codec::decode;
 use super::layout;
+use super::overlay::Overlay;
 use crate::clock::Observed;
 use crate::registry::{Meta, RecordId, StoredRecord};
 use crate::types::{LogId, StorageError};
 
-/// A tree's keys and values in order.
+/// The state's keys and values in order.
 #[cfg(test)]
-pub(crate) type TreeBytes = Vec<(Vec<u8>, Vec<u8>)>;
+pub(crate) type TreeBytes = super::overlay::Pairs;
 
-/// What the API reads between applies: the current tree and the published
-/// scalars. Shared with the HTTP handlers; only the state machine writes it.
 pub struct StateView {
-    tree: RwLock<sled::Tree>,
+    overlay: RwLock<Overlay>,
     clock_ms: AtomicU64,
     /// `clock_ms` and when this process last applied stamped entries that
     /// left it there; `None` until it applies one (a restart knows no such
@@ -35,7 +34,7 @@ pub struct StateView {
 impl StateView {
     pub(super) fn new(tree: sled::Tree, meta: &Meta, applied: Option<LogId>) -> Self {
         let view = StateView {
-            tree: RwLock::new(tree),
+            overlay: RwLock::new(Overlay::new(tree)),
             clock_ms: AtomicU64::new(meta.clock_ms),
             observed: Mutex::new(None),
             records: AtomicU64::new(0),
@@ -46,13 +45,12 @@ impl StateView {
         view
     }
 
-    pub(super) fn tree(&self) -> sled::Tree {
-        self.tree.read().unwrap_or_else(|p| p.into_inner()).clone()
+    pub(super) fn read_overlay(&self) -> RwLockReadGuard<'_, Overlay> {
+        self.overlay.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Switch readers to `tree` (an installed snapshot); returns the one it replaces.
-    pub(super) fn replace_tree(&self, tree: sled::Tree) -> sled::Tree {
-        std::mem::replace(&mut *self.tree.write().unwrap_or_else(|p| p.into_inner()), tree)
+    pub(super) fn write_overlay(&self) -> RwLockWriteGuard<'_, Overlay> {
+        self.overlay.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The replicated clock as of the last applied entry.
@@ -86,15 +84,16 @@ impl StateView {
     /// yet swept is already absent.
     pub fn get(&self, id: &RecordId) -> Result<Option<StoredRecord>, StorageError> {
         let clock = self.clock_ms();
-        let rec: Option<StoredRecord> =
-            self.tree().get(layout::record_key(id)).map_err(io)?.map(|v| decode(&v)).transpose()?;
+        let bytes = self.read_overlay().get(None, &layout::record_key(id))?;
+        let rec: Option<StoredRecord> = bytes.map(|v| decode(&v)).transpose()?;
         Ok(rec.filter(|r| r.is_live(clock)))
     }
 
-    /// Every key and value of the current tree, for byte-for-byte comparisons in tests.
+    /// Every key and value of the state, for byte-for-byte comparisons in tests.
     #[cfg(test)]
     pub(crate) fn dump(&self) -> TreeBytes {
-        self.tree().iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("readable tree")).collect()
+        let all = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+        self.read_overlay().scan(None, all, usize::MAX).expect("readable state")
     }
 
     /// Note that stamped entries were applied just now, leaving the clock at `clock_ms`.
