@@ -12,6 +12,7 @@ use openraft::ServerState;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::ConsensusError;
+use crate::network::{self, Unsent};
 use crate::proposer::Proposer;
 use crate::registry::{Command, Op, Outcome, Request, Response};
 use crate::store::StateView;
@@ -134,10 +135,52 @@ impl App {
 
     /// Replicate `ops` in one entry, together with whatever other operations
     /// wait (see [`crate::proposer`]), and answer their outcomes in order.
+    /// On a follower they go to the leader (see [`App::replicate`]).
     pub async fn submit(&self, ops: Vec<Op>) -> Result<Vec<Outcome>, ConsensusError> {
-        match tokio::time::timeout(self.config.request_timeout, self.proposer.submit(ops)).await {
+        self.submit_via(ops, true).await
+    }
+
+    /// [`App::submit`] for operations a follower forwarded here: proposed
+    /// only if this node leads, never forwarded again.
+    pub async fn submit_forwarded(&self, ops: Vec<Op>) -> Result<Vec<Outcome>, ConsensusError> {
+        self.submit_via(ops, false).await
+    }
+
+    async fn submit_via(&self, ops: Vec<Op>, may_forward: bool) -> Result<Vec<Outcome>, ConsensusError> {
+        match tokio::time::timeout(self.config.request_timeout, self.proposer.submit(ops, may_forward)).await {
             Ok(answer) => answer,
             Err(_) => Err(ConsensusError::Unavailable("no quorum within the request deadline".into())),
+        }
+    }
+
+    /// Replicate `ops` as one entry: proposed here when this node leads, else
+    /// (`may_forward`) sent to the leader over the node-to-node connection.
+    /// A leader that refuses the connection (it just died) never got them, so
+    /// they wait for the next leader and go once more.
+    pub async fn replicate(&self, ops: Vec<Op>, may_forward: bool) -> Result<Vec<Outcome>, ConsensusError> {
+        if self.is_leader() || !may_forward {
+            return self.propose(Command::Ops(ops)).await.map(|r| r.outcomes);
+        }
+        let deadline = Instant::now() + self.config.request_timeout;
+        let mut unreachable = None;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some((id, addr)) = self.leader(left, unreachable).await else {
+                return Err(ConsensusError::Unavailable("no leader is known".into()));
+            };
+            if id == self.id {
+                return self.propose(Command::Ops(ops)).await.map(|r| r.outcomes);
+            }
+            match network::forward(&self.http, &addr, &ops, left).await {
+                Ok(answer) => return answer,
+                Err(Unsent(e)) if unreachable.is_none() => {
+                    tracing::debug!(leader = id, error = %e, "leader unreachable; waiting for the next");
+                    unreachable = Some(id);
+                }
+                Err(Unsent(e)) => {
+                    return Err(ConsensusError::Unavailable(format!("the leader is unreachable: {e}")));
+                }
+            }
         }
     }
 

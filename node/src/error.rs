@@ -17,7 +17,8 @@ pub enum NodeError {
 }
 
 /// Why Raft did not carry out a proposal or confirm a linearizable read.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Serializable: a leader answers it to the follower that forwarded the proposal.
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ConsensusError {
     /// No leader or no quorum in time, or leadership lost meanwhile: the
     /// outcome of a write is unknown and a retry must be safe.

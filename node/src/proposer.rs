@@ -4,9 +4,11 @@
 //! openraft 0.9's core appends and flushes each `client_write` on its own
 //! before it takes the next, so one entry per request means one leader fsync
 //! per request. This task drains every operation waiting into one
-//! [`Command::Ops`] entry instead: it proposes at once when idle (no linger
+//! `Command::Ops` entry instead: it proposes at once when idle (no linger
 //! timer, so a lone request pays no extra latency) and keeps a few entries in
-//! flight, so the next batch fills while the previous one is on disk.
+//! flight, so the next batch fills while the previous one is on disk. On a
+//! follower the same batches go to the leader in one RPC each, where the
+//! leader's proposer coalesces them with its own.
 
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::app::App;
 use crate::error::ConsensusError;
-use crate::registry::{Command, Op, Outcome, MAX_OPS_PER_ENTRY};
+use crate::registry::{Op, Outcome, MAX_OPS_PER_ENTRY};
 
 /// Entries handed to Raft and not yet answered. One is being flushed while
 /// the next is appended; more only make each entry smaller.
@@ -29,6 +31,8 @@ type Answer = Result<Vec<Outcome>, ConsensusError>;
 /// kept together in one entry and answered together.
 struct Pending {
     ops: Vec<Op>,
+    /// False for operations a follower forwarded here: they must not travel on.
+    may_forward: bool,
     reply: oneshot::Sender<Answer>,
 }
 
@@ -47,11 +51,11 @@ impl Proposer {
 
     /// Propose `ops` in one entry (with whatever else is waiting) and answer
     /// their outcomes in order. At most [`MAX_OPS_PER_ENTRY`] ops.
-    pub async fn submit(&self, ops: Vec<Op>) -> Answer {
+    pub async fn submit(&self, ops: Vec<Op>, may_forward: bool) -> Answer {
         debug_assert!(!ops.is_empty() && ops.len() <= MAX_OPS_PER_ENTRY);
         let (reply, answer) = oneshot::channel();
         let stopped = || ConsensusError::Unavailable("the node is shutting down".into());
-        self.tx.send(Pending { ops, reply }).await.map_err(|_| stopped())?;
+        self.tx.send(Pending { ops, may_forward, reply }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -90,18 +94,22 @@ pub async fn run(app: Arc<App>, Queue(mut rx): Queue) {
     }
 }
 
-/// Propose `batch` as one entry and hand each request its outcomes.
+/// Replicate `batch` as one entry and hand each request its outcomes. A
+/// batch holding forwarded operations is not forwarded again: on a node that
+/// lost leadership meanwhile it fails, and its callers retry.
 async fn propose(app: &App, batch: Vec<Pending>, size: usize) {
     metrics::histogram!("idem_proposal_batch_ops").record(size as f64);
     let mut ops = Vec::with_capacity(size);
     let mut replies = Vec::with_capacity(batch.len());
+    let mut may_forward = true;
     for p in batch {
+        may_forward &= p.may_forward;
         replies.push((p.ops.len(), p.reply));
         ops.extend(p.ops);
     }
-    match app.propose(Command::Ops(ops)).await {
-        Ok(resp) => {
-            let mut outcomes = resp.outcomes.into_iter();
+    match app.replicate(ops, may_forward).await {
+        Ok(outcomes) => {
+            let mut outcomes = outcomes.into_iter();
             for (n, reply) in replies {
                 let mine: Vec<Outcome> = outcomes.by_ref().take(n).collect();
                 let answer = if mine.len() == n {

@@ -1,6 +1,8 @@
-//! Followers forward writes and linearizable reads to the leader, one hop,
-//! within the request deadline, so a client may call any node. Stale reads and
-//! cluster status are answered where they arrive.
+//! Followers proxy linearizable reads and membership changes to the leader,
+//! one hop, within the request deadline, so a client may call any node.
+//! Writes to records are not proxied: the follower validates them and its
+//! proposer sends the operations to the leader in bincode (`App::replicate`).
+//! Stale reads and cluster status are answered where they arrive.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,9 +31,10 @@ fn needs_leader(req: &Request) -> bool {
     if req.headers().contains_key(FORWARDED_BY) {
         return false;
     }
+    let path = req.uri().path();
     match *req.method() {
-        Method::GET => req.uri().path().starts_with("/v1/ns/") && query(req).consistency == Consistency::Linearizable,
-        _ => true,
+        Method::GET => path.starts_with("/v1/ns/") && query(req).consistency == Consistency::Linearizable,
+        _ => path.starts_with("/v1/cluster/"),
     }
 }
 

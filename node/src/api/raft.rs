@@ -1,5 +1,5 @@
-//! `/raft/*`: the server side of Raft RPC, bincode in and out. Clients never
-//! call these; the transport's client side is `crate::network`.
+//! `/raft/*`: the server side of Raft RPC and of forwarded operations,
+//! bincode in and out. Clients never call these; the client side is `crate::network`.
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::app::App;
 use crate::codec::{decode, encode};
 use crate::network::{paths, BINCODE};
+use crate::registry::{Op, MAX_OPS_PER_ENTRY};
 
 fn bincode_reply<T: Serialize>(value: &T) -> Response {
     match encode(value) {
@@ -48,9 +49,23 @@ async fn snapshot(State(app): State<Arc<App>>, body: Bytes) -> Response {
     }
 }
 
+/// A follower's operations: proposed here if this node leads, else refused
+/// (the follower's callers retry); never forwarded a second time.
+async fn forward(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let ops: Vec<Op> = match parse(&body) {
+        Ok(ops) => ops,
+        Err(resp) => return resp,
+    };
+    if ops.is_empty() || ops.len() > MAX_OPS_PER_ENTRY {
+        return (StatusCode::BAD_REQUEST, format!("1 to {MAX_OPS_PER_ENTRY} ops per forward")).into_response();
+    }
+    bincode_reply(&app.submit_forwarded(ops).await)
+}
+
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route(paths::APPEND, post(append))
         .route(paths::VOTE, post(vote))
         .route(paths::SNAPSHOT, post(snapshot))
+        .route(paths::FORWARD, post(forward))
 }

@@ -1,4 +1,5 @@
-//! Raft RPC client: openraft's network traits over HTTP, bincode bodies.
+//! Raft RPC client: openraft's network traits over HTTP, bincode bodies, and
+//! the forwarding of a follower's operations to the leader the same way.
 //!
 //! One `reqwest::Client` is shared by every peer connection, so TCP connections
 //! to a peer are pooled and kept alive across RPCs. Each RPC is bounded by the
@@ -21,7 +22,13 @@ pub mod paths {
     pub const APPEND: &str = "/raft/append";
     pub const VOTE: &str = "/raft/vote";
     pub const SNAPSHOT: &str = "/raft/snapshot";
+    /// A follower's operations, for the leader to propose.
+    pub const FORWARD: &str = "/raft/forward";
 }
+
+mod forward;
+
+pub use forward::{forward, Forwarded, Unsent};
 
 pub const BINCODE: &str = "application/x-bincode";
 
