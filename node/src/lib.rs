@@ -51,6 +51,9 @@ fn raft_config(config: &Config) -> Result<openraft::Config, NodeError> {
         election_timeout_max: ms(config.election_timeout) * 2,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_threshold),
         max_in_snapshot_log_to_keep: config.keep_logs,
+        // openraft's rule: above the snapshot interval, else a follower that
+        // fell behind by less than the log still held is counted as lagging.
+        replication_lag_threshold: config.snapshot_threshold + config.keep_logs,
         install_snapshot_timeout: 10_000,
         snapshot_max_chunk_size: 1024 * 1024,
         ..Default::default()
