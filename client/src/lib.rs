@@ -10,13 +10,15 @@
 //! - `path`: URL paths, with keys percent-encoded byte by byte.
 //! - `client`: [`Client`], its builder and the transport loop (endpoint
 //!   rotation, retries, `Retry-After`).
-//! - `keys`, `cluster`: one method per endpoint, typed answers ([`ClaimOutcome`]).
+//! - `keys`, `batch`, `cluster`: one method per endpoint, typed answers ([`ClaimOutcome`]).
 //! - `holder`: [`Ctx`], what the holder of a claim may do, and its heartbeat.
 //! - `once`: [`Client::once`], run a closure at most once per key.
 //! - `layer`: [`IdempotencyLayer`], the `Idempotency-Key` tower layer for axum.
 //! - `src/bin/idem/`: the `idem` CLI, one file per subcommand.
 pub mod proto;
 
+#[cfg(feature = "http")]
+mod batch;
 #[cfg(feature = "http")]
 mod client;
 #[cfg(feature = "http")]
