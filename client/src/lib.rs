@@ -1,5 +1,12 @@
-//! Client side of idem: the wire types the node shares, and (behind the
-//! default `http` feature) everything a service or an operator uses.
+//! Client side of idem: the wire types the node shares, and, behind
+//! features, what a service or an operator links:
+//!
+//! | feature | adds | pulls in |
+//! |---|---|---|
+//! | (none) | [`proto`] only; what the node uses | serde |
+//! | `http` (default) | [`Client`], [`Client::once`], [`Ctx`] | reqwest, tokio |
+//! | `layer` | [`IdempotencyLayer`] (implies `http`) | axum, tower |
+//! | `cli` | the `idem` binary (implies `http`) | clap, humantime |
 //!
 //! # Layout
 //!
@@ -13,8 +20,9 @@
 //! - `keys`, `batch`, `cluster`: one method per endpoint, typed answers ([`ClaimOutcome`]).
 //! - `holder`: [`Ctx`], what the holder of a claim may do, and its heartbeat.
 //! - `once`: [`Client::once`], run a closure at most once per key.
-//! - `layer`: [`IdempotencyLayer`], the `Idempotency-Key` tower layer for axum.
-//! - `src/bin/idem/`: the `idem` CLI, one file per subcommand.
+//! - `layer` (feature `layer`): [`IdempotencyLayer`], the `Idempotency-Key`
+//!   tower layer for axum.
+//! - `src/bin/idem/` (feature `cli`): the `idem` CLI, one file per subcommand.
 pub mod proto;
 
 #[cfg(feature = "http")]
@@ -29,7 +37,7 @@ mod error;
 mod holder;
 #[cfg(feature = "http")]
 mod keys;
-#[cfg(feature = "http")]
+#[cfg(feature = "layer")]
 pub mod layer;
 #[cfg(feature = "http")]
 mod once;
@@ -46,7 +54,7 @@ pub use error::Error;
 pub use holder::Ctx;
 #[cfg(feature = "http")]
 pub use keys::ClaimOutcome;
-#[cfg(feature = "http")]
+#[cfg(feature = "layer")]
 pub use layer::IdempotencyLayer;
 #[cfg(feature = "http")]
 pub use once::{OnFailure, OnceError, OnceOptions};
