@@ -18,8 +18,10 @@
 //! - `client`: [`Client`], its builder and the transport loop (endpoint
 //!   rotation, retries, `Retry-After`).
 //! - `keys`, `batch`, `cluster`: one method per endpoint, typed answers ([`ClaimOutcome`]).
-//! - `holder`: [`Ctx`], what the holder of a claim may do, and its heartbeat.
-//! - `once`: [`Client::once`], run a closure at most once per key.
+//! - `holder`: [`Ctx`], what the holder of a claim may do, and `Hold`, the one
+//!   way to hold a claim while work runs (heartbeat, then complete, or release
+//!   as [`OnFailure`] says, also on panic or cancellation).
+//! - `once`: [`Client::once`], run a closure at most once per key, under a `Hold`.
 //! - `layer` (feature `layer`): [`IdempotencyLayer`], the `Idempotency-Key`
 //!   tower layer for axum.
 //! - `src/bin/idem/` (feature `cli`): the `idem` CLI, one file per subcommand.
@@ -51,12 +53,12 @@ pub use client::{Builder, Client};
 #[cfg(feature = "http")]
 pub use error::Error;
 #[cfg(feature = "http")]
-pub use holder::Ctx;
+pub use holder::{Ctx, OnFailure};
 #[cfg(feature = "http")]
 pub use keys::ClaimOutcome;
 #[cfg(feature = "layer")]
 pub use layer::IdempotencyLayer;
 #[cfg(feature = "http")]
-pub use once::{OnFailure, OnceError, OnceOptions};
+pub use once::{OnceError, OnceOptions};
 #[cfg(feature = "http")]
 pub use retry::RetryPolicy;

@@ -20,9 +20,9 @@ use tower::{Service, ServiceExt};
 use super::stored::{fingerprint, StoredResponse};
 use super::Config;
 use crate::error::Error;
-use crate::holder::Ctx;
+use crate::holder::{Ctx, Hold, OnFailure};
 use crate::keys::ClaimOutcome;
-use crate::proto::{ClaimRequest, CompleteRequest, Record};
+use crate::proto::{ClaimRequest, Record};
 
 #[derive(Clone)]
 pub struct IdempotencyService<S> {
@@ -115,67 +115,29 @@ where
 }
 
 /// The holder's run: heartbeat, handler, then store the response or give
-/// the key back.
+/// the key back. A 5xx, a panic or a cancelled task releases the key unless
+/// the handler checkpointed: then a side effect may have happened and the
+/// next holder must resume instead of starting over.
 async fn hold<S>(config: Arc<Config>, inner: S, req: Request<Body>, ctx: Ctx) -> Response
 where
     S: Service<Request<Body>, Response = Response, Error = Infallible>,
 {
-    let heartbeat = ctx.heartbeat(config.lease / 3);
-    let mut guard = ReleaseGuard(Some(ctx.clone()));
+    let held = Hold::start(&ctx, config.lease / 3, OnFailure::ReleaseBeforeCheckpoint);
     let resp = call(inner, req).await;
-    drop(heartbeat);
     if resp.status().is_server_error() && !config.store_server_errors {
         // Released before answering, so the caller's immediate retry runs.
-        guard.release().await;
+        held.failed().await;
         return resp;
     }
     let (parts, body) = resp.into_parts();
     let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
         return problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the handler's body failed");
     };
-    guard.0 = None;
     let stored = StoredResponse::capture(&parts, &body, &config.stored_headers);
-    let (ns, key) = ctx.target();
-    let complete = CompleteRequest {
-        token: ctx.token(),
-        result: serde_json::to_value(stored).expect("a stored response is JSON"),
-        retention_ms: config.retention.map(|d| d.as_millis() as u64),
-    };
     // If completing fails the response still stands; the key stays held
     // until its lease ends and a retry then resumes from the checkpoints.
-    let _ = ctx.client().complete(ns, key, &complete).await;
+    let _ = held.complete(&stored, config.retention).await;
     Response::from_parts(parts, Body::from(body))
-}
-
-/// Gives the key back when the handler failed (5xx) or never finished
-/// (panic, cancelled task), unless it checkpointed: then a side effect may
-/// have happened and the next holder must resume instead of starting over.
-struct ReleaseGuard(Option<Ctx>);
-
-impl ReleaseGuard {
-    fn take(&mut self) -> Option<Ctx> {
-        self.0.take().filter(|c| !c.checkpointed())
-    }
-
-    async fn release(mut self) {
-        if let Some(ctx) = self.take() {
-            release(ctx).await;
-        }
-    }
-}
-
-impl Drop for ReleaseGuard {
-    fn drop(&mut self) {
-        if let (Some(ctx), Ok(rt)) = (self.take(), tokio::runtime::Handle::try_current()) {
-            rt.spawn(release(ctx));
-        }
-    }
-}
-
-/// Best effort: if it fails, the lease expires anyway.
-async fn release(ctx: Ctx) {
-    let (ns, key) = ctx.target();
-    let _ = ctx.client().release(ns, key, ctx.token()).await;
 }
 
 async fn call<S>(inner: S, req: Request<Body>) -> Response
