@@ -14,7 +14,8 @@
 //!   node depends on this crate with default features off for this alone.
 //! - `error`: the one [`Error`] enum and the one table from wire answers to it.
 //! - `retry`: [`RetryPolicy`], capped exponential backoff with jitter.
-//! - `path`: URL paths, with keys percent-encoded byte by byte.
+//! - [`path`]: URL paths, with keys percent-encoded byte by byte; public for
+//!   tests that speak raw HTTP.
 //! - `client`: [`Client`], its builder and the transport loop (endpoint
 //!   rotation, retries, `Retry-After`).
 //! - `keys`, `batch`, `cluster`: one method per endpoint, typed answers ([`ClaimOutcome`]).
@@ -44,7 +45,7 @@ pub mod layer;
 #[cfg(feature = "http")]
 mod once;
 #[cfg(feature = "http")]
-mod path;
+pub mod path;
 #[cfg(feature = "http")]
 mod retry;
 
