@@ -16,13 +16,12 @@
 # IDEM_READY_TIMEOUT (seconds, default 30). Every failure exits non-zero with one line.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BASE_PORT="${IDEM_BASE_PORT:-7000}"
 DATA="${IDEM_DATA:-./data/cluster}"
-BIN="${IDEM_NODE_BIN:-$ROOT/target/release/idem-node}"
 READY_TIMEOUT="${IDEM_READY_TIMEOUT:-30}"
 
-die() { echo "cluster.sh: $*" >&2; exit 1; }
 need_curl() { command -v curl >/dev/null || die "curl is required (apt-get install curl)"; }
 
 port_of() { echo $((BASE_PORT + $1)); }
@@ -37,13 +36,7 @@ check_id() {
   (( $1 >= 1 && $1 <= $(cat "$(size_file)") )) || die "node $1 is not in the cluster of $(cat "$(size_file)")"
 }
 
-pid_of() {
-  local f; f="$(pid_file "$1")"
-  [[ -f "$f" ]] || return 1
-  local pid; pid="$(cat "$f")"
-  kill -0 "$pid" 2>/dev/null || return 1
-  echo "$pid"
-}
+pid_of() { local f; f="$(pid_file "$1")"; live_pid "$f"; }
 
 ensure_binary() {
   if [[ ! -x "$BIN" ]]; then
@@ -51,12 +44,6 @@ ensure_binary() {
     (cd "$ROOT" && cargo build --release -p idem-node >&2) || die "cargo build failed"
   fi
   [[ -x "$BIN" ]] || die "no idem-node binary at $BIN"
-}
-
-initial_cluster() {
-  local n="$1" spec="" i
-  for ((i = 1; i <= n; i++)); do spec+="${spec:+,}$i=$(addr_of "$i")"; done
-  echo "$spec"
 }
 
 start_one() {

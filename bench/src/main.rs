@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
-use serde_json::json;
+use idem_client::proto::{ClaimRequest, ClaimResponse, CompleteRequest};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Workload {
@@ -57,22 +57,18 @@ async fn client(i: usize, args: Arc<Args>, stop: Arc<AtomicBool>) -> anyhow::Res
         seq += 1;
         let url = format!("{base}/v1/ns/{}/keys/c{i}-{seq}", args.ns);
         let start = Instant::now();
-        let resp = http.post(format!("{url}/claim")).json(&json!({"claim_id": format!("{i}-{seq}")})).send().await;
+        let claim = ClaimRequest { claim_id: Some(format!("{i}-{seq}")), ..Default::default() };
+        let resp = http.post(format!("{url}/claim")).json(&claim).send().await;
         let ok = match resp {
-            Ok(r) if r.status().as_u16() == 201 => {
-                let body: serde_json::Value = r.json().await?;
-                match args.workload {
-                    Workload::Claim => true,
-                    Workload::ClaimComplete => {
-                        let done = http
-                            .post(format!("{url}/complete"))
-                            .json(&json!({"token": body["token"], "result": seq}))
-                            .send()
-                            .await;
-                        matches!(done, Ok(r) if r.status().is_success())
-                    }
+            Ok(r) if r.status().as_u16() == 201 => match (args.workload, r.json::<ClaimResponse>().await?) {
+                (Workload::Claim, _) => true,
+                (Workload::ClaimComplete, ClaimResponse::Acquired { token, .. }) => {
+                    let complete = CompleteRequest { token, result: seq.into(), retention_ms: None };
+                    let done = http.post(format!("{url}/complete")).json(&complete).send().await;
+                    matches!(done, Ok(r) if r.status().is_success())
                 }
-            }
+                (Workload::ClaimComplete, _) => false,
+            },
             _ => false,
         };
         if ok {

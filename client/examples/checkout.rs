@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! scripts/cluster.sh start
-//! cargo run -p idem-client --example checkout
+//! cargo run -p idem-client --features layer --example checkout
 //! curl -si -XPOST localhost:8080/orders/o1/checkout -H 'Idempotency-Key: k1' \
 //!      -H 'content-type: application/json' -d '{"pizza":"margherita","amount":1200}'
 //! curl -s localhost:8080/charges          # charges per order, for the tests

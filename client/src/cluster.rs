@@ -1,4 +1,4 @@
-//! Batch and cluster endpoints.
+//! Cluster endpoints: status and membership changes.
 
 use std::time::Duration;
 
@@ -6,22 +6,9 @@ use reqwest::Method;
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::proto::{AddLearnerRequest, BatchOp, BatchRequest, BatchResponse, ChangeVotersRequest, ClusterStatus};
+use crate::proto::{AddLearnerRequest, ChangeVotersRequest, ClusterStatus};
 
 impl Client {
-    /// Proposes `ops` as one Raft entry; each result is what the single call
-    /// would have answered. Claims without a `claim_id` get one here.
-    pub async fn batch(&self, mut ops: Vec<BatchOp>) -> Result<BatchResponse, Error> {
-        for op in &mut ops {
-            if let BatchOp::Claim { req, .. } = op {
-                req.claim_id.get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
-            }
-            op.validate()?;
-        }
-        let body = BatchRequest { ops };
-        self.send(Method::POST, "/v1/batch", Some(&body), Duration::ZERO).await?.decode(&[200])
-    }
-
     /// The view of whichever node answers.
     pub async fn cluster_status(&self) -> Result<ClusterStatus, Error> {
         self.send::<()>(Method::GET, "/v1/cluster", None, Duration::ZERO).await?.decode(&[200])

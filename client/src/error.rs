@@ -56,7 +56,9 @@ impl Error {
             ErrorCode::BadRequest => Error::BadRequest(error.message),
             ErrorCode::TooLarge => Error::TooLarge,
             ErrorCode::Unavailable => Error::Unavailable(error.message),
-            ErrorCode::MethodNotAllowed | ErrorCode::Internal => Error::Unexpected { status, message: error.message },
+            ErrorCode::MethodNotAllowed | ErrorCode::Internal | ErrorCode::InProgress => {
+                Error::Unexpected { status, message: error.message }
+            }
         }
     }
 }
@@ -78,6 +80,7 @@ mod tests {
         assert!(matches!(Error::from_answer(413, &body("too_large")), Error::TooLarge));
         assert!(matches!(Error::from_answer(503, &body("unavailable")), Error::Unavailable(_)));
         assert!(matches!(Error::from_answer(500, &body("internal")), Error::Unexpected { status: 500, .. }));
+        assert!(matches!(Error::from_answer(409, &body("in_progress")), Error::Unexpected { status: 409, .. }));
     }
 
     #[test]

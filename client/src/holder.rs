@@ -1,5 +1,6 @@
-//! The holder of a claim: [`Ctx`] (checkpoints, resume point, fencing) and
-//! the heartbeat that keeps its lease alive while the work runs.
+//! The holder of a claim: [`Ctx`] (checkpoints, resume point, fencing), and
+//! [`Hold`], the one way to hold a claim while work runs: heartbeat, then
+//! complete, or release on failure, panic or cancellation.
 //!
 //! Shared by [`Client::once`](crate::Client::once) and the tower layer, whose
 //! handlers find the `Ctx` in their request extensions.
@@ -15,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::proto::{Checkpoint, CheckpointRequest, Record};
+use crate::proto::{Checkpoint, CheckpointRequest, CompleteRequest, Record};
 
 /// Stage the heartbeat writes when the holder has no checkpoint yet: API.md's
 /// heartbeat is a checkpoint, and it needs a stage. [`Ctx::resume_from`]
@@ -132,34 +133,103 @@ impl Ctx {
         !self.is_fenced()
     }
 
-    /// Starts heartbeating every `every` until the returned guard drops.
-    pub(crate) fn heartbeat(&self, every: Duration) -> Heartbeat {
+    /// Heartbeats every `every` until the task is aborted.
+    fn heartbeat(&self, every: Duration) -> JoinHandle<()> {
         let ctx = self.clone();
-        Heartbeat(tokio::spawn(async move {
+        tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 if !ctx.beat().await {
                     return;
                 }
             }
-        }))
+        })
     }
 
-    pub(crate) fn client(&self) -> &Client {
-        &self.inner.client
-    }
-
-    pub(crate) fn target(&self) -> (&str, &str) {
-        (&self.inner.ns, &self.inner.key)
+    /// Gives the key back. Best effort: if it fails, the lease expires anyway.
+    async fn release(&self) {
+        let _ = self.inner.client.release(&self.inner.ns, &self.inner.key, self.inner.token).await;
     }
 }
 
-/// Stops the heartbeat when dropped, so an abandoned call stops extending a
-/// lease it no longer uses.
-pub(crate) struct Heartbeat(JoinHandle<()>);
+/// What to do with the claim when the work fails or never finishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// Release if no checkpoint was recorded (nothing happened yet, a retry
+    /// may start over); else leave it to expire so the next holder resumes.
+    #[default]
+    ReleaseBeforeCheckpoint,
+    /// Always release: the work's failures never leave side effects.
+    Release,
+    /// Never release: the key stays held until its lease expires.
+    LeaveToExpire,
+}
 
-impl Drop for Heartbeat {
+impl OnFailure {
+    fn releases(self, checkpointed: bool) -> bool {
+        match self {
+            OnFailure::ReleaseBeforeCheckpoint => !checkpointed,
+            OnFailure::Release => true,
+            OnFailure::LeaveToExpire => false,
+        }
+    }
+}
+
+/// A claim held while its work runs: the lease is heartbeated until the work
+/// ends with [`Hold::complete`] or [`Hold::failed`]. Dropped before either
+/// (a panic, a cancelled future), it stops the heartbeat, since nobody uses
+/// the lease any more, and gives the key back in the background as its
+/// [`OnFailure`] says, so a retry need not wait for the lease to end.
+pub(crate) struct Hold {
+    ctx: Ctx,
+    heartbeat: JoinHandle<()>,
+    /// `None` once the work has ended and its outcome was handled.
+    on_failure: Option<OnFailure>,
+}
+
+impl Hold {
+    /// Starts heartbeating `ctx`'s lease every `every`.
+    pub(crate) fn start(ctx: &Ctx, every: Duration, on_failure: OnFailure) -> Hold {
+        Hold { ctx: ctx.clone(), heartbeat: ctx.heartbeat(every), on_failure: Some(on_failure) }
+    }
+
+    /// Ends the hold: stops the heartbeat and says whether to give the key
+    /// back. Only the first call may say yes, so the outcome is handled once.
+    fn settle(&mut self) -> bool {
+        self.heartbeat.abort();
+        self.on_failure.take().is_some_and(|p| p.releases(self.ctx.checkpointed()))
+    }
+
+    /// The work succeeded: store `output` as the key's result. From here the
+    /// key is never released, even if storing fails or this future is
+    /// dropped: the side effect happened, and the next holder must resume.
+    pub(crate) async fn complete(
+        mut self,
+        output: &impl Serialize,
+        retention: Option<Duration>,
+    ) -> Result<Record, Error> {
+        self.settle();
+        let result = serde_json::to_value(output).map_err(|e| Error::BadRequest(format!("output: {e}")))?;
+        let req =
+            CompleteRequest { token: self.ctx.token(), result, retention_ms: retention.map(|d| d.as_millis() as u64) };
+        self.ctx.inner.client.complete(&self.ctx.inner.ns, &self.ctx.inner.key, &req).await
+    }
+
+    /// The work failed: release the key if the policy says so, before this
+    /// returns, so a retry right after claims afresh.
+    pub(crate) async fn failed(mut self) {
+        if self.settle() {
+            self.ctx.release().await;
+        }
+    }
+}
+
+impl Drop for Hold {
     fn drop(&mut self) {
-        self.0.abort();
+        // Outside a runtime nothing can be sent; the lease then ends by itself.
+        if let (true, Ok(rt)) = (self.settle(), tokio::runtime::Handle::try_current()) {
+            let ctx = self.ctx.clone();
+            rt.spawn(async move { ctx.release().await });
+        }
     }
 }

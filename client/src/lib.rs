@@ -1,5 +1,12 @@
-//! Client side of idem: the wire types the node shares, and (behind the
-//! default `http` feature) everything a service or an operator uses.
+//! Client side of idem: the wire types the node shares, and, behind
+//! features, what a service or an operator links:
+//!
+//! | feature | adds | pulls in |
+//! |---|---|---|
+//! | (none) | [`proto`] only; what the node uses | serde |
+//! | `http` (default) | [`Client`], [`Client::once`], [`Ctx`] | reqwest, tokio |
+//! | `layer` | [`IdempotencyLayer`] (implies `http`) | axum, tower |
+//! | `cli` | the `idem` binary (implies `http`) | clap, humantime |
 //!
 //! # Layout
 //!
@@ -7,16 +14,22 @@
 //!   node depends on this crate with default features off for this alone.
 //! - `error`: the one [`Error`] enum and the one table from wire answers to it.
 //! - `retry`: [`RetryPolicy`], capped exponential backoff with jitter.
-//! - `path`: URL paths, with keys percent-encoded byte by byte.
+//! - [`path`]: URL paths, with keys percent-encoded byte by byte; public for
+//!   tests that speak raw HTTP.
 //! - `client`: [`Client`], its builder and the transport loop (endpoint
 //!   rotation, retries, `Retry-After`).
-//! - `keys`, `cluster`: one method per endpoint, typed answers ([`ClaimOutcome`]).
-//! - `holder`: [`Ctx`], what the holder of a claim may do, and its heartbeat.
-//! - `once`: [`Client::once`], run a closure at most once per key.
-//! - `layer`: [`IdempotencyLayer`], the `Idempotency-Key` tower layer for axum.
-//! - `src/bin/idem/`: the `idem` CLI, one file per subcommand.
+//! - `keys`, `batch`, `cluster`: one method per endpoint, typed answers ([`ClaimOutcome`]).
+//! - `holder`: [`Ctx`], what the holder of a claim may do, and `Hold`, the one
+//!   way to hold a claim while work runs (heartbeat, then complete, or release
+//!   as [`OnFailure`] says, also on panic or cancellation).
+//! - `once`: [`Client::once`], run a closure at most once per key, under a `Hold`.
+//! - `layer` (feature `layer`): [`IdempotencyLayer`], the `Idempotency-Key`
+//!   tower layer for axum.
+//! - `src/bin/idem/` (feature `cli`): the `idem` CLI, one file per subcommand.
 pub mod proto;
 
+#[cfg(feature = "http")]
+mod batch;
 #[cfg(feature = "http")]
 mod client;
 #[cfg(feature = "http")]
@@ -27,12 +40,12 @@ mod error;
 mod holder;
 #[cfg(feature = "http")]
 mod keys;
-#[cfg(feature = "http")]
+#[cfg(feature = "layer")]
 pub mod layer;
 #[cfg(feature = "http")]
 mod once;
 #[cfg(feature = "http")]
-mod path;
+pub mod path;
 #[cfg(feature = "http")]
 mod retry;
 
@@ -41,12 +54,12 @@ pub use client::{Builder, Client};
 #[cfg(feature = "http")]
 pub use error::Error;
 #[cfg(feature = "http")]
-pub use holder::Ctx;
+pub use holder::{Ctx, OnFailure};
 #[cfg(feature = "http")]
 pub use keys::ClaimOutcome;
-#[cfg(feature = "http")]
+#[cfg(feature = "layer")]
 pub use layer::IdempotencyLayer;
 #[cfg(feature = "http")]
-pub use once::{OnFailure, OnceError, OnceOptions};
+pub use once::{OnceError, OnceOptions};
 #[cfg(feature = "http")]
 pub use retry::RetryPolicy;

@@ -9,22 +9,9 @@ use serde::Serialize;
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::holder::Ctx;
+use crate::holder::{Ctx, Hold, OnFailure};
 use crate::keys::ClaimOutcome;
-use crate::proto::{limits, ClaimRequest, CompleteRequest, GetQuery, Record};
-
-/// What to do with the claim when the closure fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnFailure {
-    /// Release if no checkpoint was recorded (nothing happened yet, a retry
-    /// may start over); else leave it to expire so the next holder resumes.
-    #[default]
-    ReleaseBeforeCheckpoint,
-    /// Always release: the closure's failures never leave side effects.
-    Release,
-    /// Never release: the key stays held until its lease expires.
-    LeaveToExpire,
-}
+use crate::proto::{limits, ClaimRequest, GetQuery, Record};
 
 #[derive(Debug, Clone)]
 pub struct OnceOptions {
@@ -39,6 +26,8 @@ pub struct OnceOptions {
     pub owner: Option<String>,
     /// How long to wait for another caller's run before giving up (default 60 s).
     pub wait: Duration,
+    /// What to do with the claim when the closure fails, panics, or its call
+    /// is dropped mid-run.
     pub on_failure: OnFailure,
 }
 
@@ -121,38 +110,21 @@ impl Client {
 }
 
 /// The holder's side of [`Client::once`]: heartbeat, run, then complete or
-/// release.
+/// release; if this future is dropped mid-run, the [`Hold`] releases.
 async fn run<T, E, F, Fut>(ctx: Ctx, opts: &OnceOptions, f: F) -> Result<T, OnceError<E>>
 where
     T: Serialize,
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let heartbeat = ctx.heartbeat(opts.heartbeat.unwrap_or(opts.lease / 3));
-    let outcome = f(ctx.clone()).await;
-    drop(heartbeat);
-    let (ns, key) = ctx.target();
-    match outcome {
+    let held = Hold::start(&ctx, opts.heartbeat.unwrap_or(opts.lease / 3), opts.on_failure);
+    match f(ctx).await {
         Ok(output) => {
-            let result = serde_json::to_value(&output).map_err(|e| Error::BadRequest(format!("output: {e}")))?;
-            let req = CompleteRequest {
-                token: ctx.token(),
-                result,
-                retention_ms: opts.retention.map(|d| d.as_millis() as u64),
-            };
-            ctx.client().complete(ns, key, &req).await?;
+            held.complete(&output, opts.retention).await?;
             Ok(output)
         }
         Err(e) => {
-            let release = match opts.on_failure {
-                OnFailure::ReleaseBeforeCheckpoint => !ctx.checkpointed(),
-                OnFailure::Release => true,
-                OnFailure::LeaveToExpire => false,
-            };
-            if release {
-                // Best effort: if it fails, the lease expires anyway.
-                let _ = ctx.client().release(ns, key, ctx.token()).await;
-            }
+            held.failed().await;
             Err(OnceError::Failed(e))
         }
     }

@@ -130,6 +130,10 @@ pub enum ErrorCode {
     Fenced,
     MethodNotAllowed,
     Internal,
+    /// Answered (409) only by the client's `IdempotencyLayer`, when another
+    /// request with the same key still runs. The node never sends it: its
+    /// claim answers a live holder with `{"outcome":"in_progress"}` instead.
+    InProgress,
 }
 
 impl ErrorCode {
@@ -143,6 +147,7 @@ impl ErrorCode {
             ErrorCode::Fenced => "fenced",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Internal => "internal",
+            ErrorCode::InProgress => "in_progress",
         }
     }
 }
@@ -424,6 +429,24 @@ mod tests {
         let op: BatchOp =
             serde_json::from_str(r#"{"op":"complete","ns":"o","key":"k","token":7,"result":{"id":1}}"#).unwrap();
         assert!(matches!(op, BatchOp::Complete { req: CompleteRequest { token: 7, .. }, .. }));
+    }
+
+    #[test]
+    fn error_codes_serialise_as_their_str() {
+        use ErrorCode::*;
+        for code in [
+            BadRequest,
+            NotFound,
+            TooLarge,
+            Unavailable,
+            FingerprintMismatch,
+            Fenced,
+            MethodNotAllowed,
+            Internal,
+            InProgress,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str(), "{code:?}");
+        }
     }
 
     #[test]

@@ -20,14 +20,12 @@
 # CHAOS_SIZE (default 3). Every failure exits non-zero with one line.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-BIN="${IDEM_NODE_BIN:-$ROOT/target/release/idem-node}"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 SIZE="${CHAOS_SIZE:-3}"
 NET=10.77.0
 BRIDGE=idemch0
 HOST_ADDR="$NET.254"
-
-die() { echo "ctl.sh: $*" >&2; exit 1; }
 
 ns_of() { echo "idem-n$1"; }
 ip_of() { echo "$NET.$1"; }
@@ -39,19 +37,7 @@ check_id() {
   [[ "${1:-}" =~ ^[0-9]+$ ]] && (( $1 >= 1 && $1 <= SIZE )) || die "node id 1..$SIZE expected, got '${1:-}'"
 }
 
-pid_of() {
-  local f; f="$(dir)/node-$1.pid"
-  [[ -f "$f" ]] || return 1
-  local pid; pid="$(cat "$f")"
-  kill -0 "$pid" 2>/dev/null || return 1
-  echo "$pid"
-}
-
-initial_cluster() {
-  local spec="" i
-  for ((i = 1; i <= SIZE; i++)); do spec+="${spec:+,}$i=$(addr_of "$i")"; done
-  echo "$spec"
-}
+pid_of() { local f; f="$(dir)/node-$1.pid"; live_pid "$f"; }
 
 # Bridged traffic goes through the root namespace's FORWARD chain when
 # br_netfilter is loaded (Docker sets its policy to DROP): let ours through.
@@ -95,7 +81,7 @@ start() {
   [[ -x "$BIN" ]] || die "no idem-node binary at $BIN"
   mkdir -p "$d/data-$i"
   IDEM_ID="$i" IDEM_LISTEN="$(addr_of "$i")" IDEM_ADVERTISE="$(addr_of "$i")" \
-    IDEM_DATA_DIR="$d/data-$i" IDEM_INITIAL_CLUSTER="$(initial_cluster)" IDEM_TEST_HOOKS=true \
+    IDEM_DATA_DIR="$d/data-$i" IDEM_INITIAL_CLUSTER="$(initial_cluster "$SIZE")" IDEM_TEST_HOOKS=true \
     nohup ip netns exec "$(ns_of "$i")" "$BIN" >>"$d/node-$i.log" 2>&1 </dev/null &
   echo $! >"$d/node-$i.pid"
 }

@@ -30,8 +30,8 @@ mod tests {
     #[test]
     fn the_client_cli_and_the_checkout_example_build() {
         for (env, args, rel) in [
-            ("IDEM_CLI_BIN", ["--bin", "idem"], "idem"),
-            ("CHECKOUT_BIN", ["--example", "checkout"], "examples/checkout"),
+            ("IDEM_CLI_BIN", ["--bin", "idem", "--features", "cli"], "idem"),
+            ("CHECKOUT_BIN", ["--example", "checkout", "--features", "layer"], "examples/checkout"),
         ] {
             let path = workspace_artifact(env, "idem-client", &args, rel);
             assert!(path.is_file(), "{} is missing", path.display());

@@ -5,17 +5,9 @@ use serde_json::{json, Value};
 
 use crate::TestCluster;
 
-/// `/v1/ns/{ns}/keys/{key}` with the key percent-encoded.
-pub fn key_path(ns: &str, key: &str) -> String {
-    let encoded: String = key
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    format!("/v1/ns/{ns}/keys/{encoded}")
-}
+/// `/v1/ns/{ns}/keys/{key}`, the key encoded as the client encodes it, and
+/// unchecked, so a test can also send what API.md refuses.
+pub use idem_client::path::key_path_unchecked as key_path;
 
 /// What [`claim_complete_replay`] left behind: the key and its completed record.
 #[derive(Debug, Clone)]

@@ -30,7 +30,12 @@ impl Drop for Shop {
 
 impl Shop {
     async fn start(c: &TestCluster, charge_delay: &str) -> Shop {
-        let bin = workspace_artifact("CHECKOUT_BIN", "idem-client", &["--example", "checkout"], "examples/checkout");
+        let bin = workspace_artifact(
+            "CHECKOUT_BIN",
+            "idem-client",
+            &["--example", "checkout", "--features", "layer"],
+            "examples/checkout",
+        );
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(bin)
             .env("IDEM_ENDPOINTS", c.urls().join(","))

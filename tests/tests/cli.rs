@@ -20,7 +20,7 @@ impl Run {
 
 /// Runs `idem` with `IDEM_ENDPOINTS` set to `endpoints`.
 fn idem(endpoints: &str, args: &[&str]) -> Run {
-    let bin = workspace_artifact("IDEM_CLI_BIN", "idem-client", &["--bin", "idem"], "idem");
+    let bin = workspace_artifact("IDEM_CLI_BIN", "idem-client", &["--bin", "idem", "--features", "cli"], "idem");
     let out = Command::new(bin).args(args).env("IDEM_ENDPOINTS", endpoints).output().expect("running idem");
     Run {
         code: out.status.code().expect("exited"),

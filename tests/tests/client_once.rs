@@ -1,9 +1,10 @@
 //! `Client::once` against a real cluster: one run per key among racing
-//! callers, replay, release or resume after a failure, heartbeats, fencing.
+//! callers, replay, release or resume after a failure or a dropped call,
+//! heartbeats, fencing.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use idem_client::proto::{ClaimRequest, GetQuery};
 use idem_client::{ClaimOutcome, Client, OnceError, OnceOptions};
@@ -124,4 +125,50 @@ async fn the_heartbeat_keeps_a_slow_run_and_fencing_stops_it() {
     client.delete("o", "fenced").await.unwrap();
     let out = held.await.unwrap();
     assert!(matches!(out, Err(OnceError::Registry(idem_client::Error::NotFound))), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_call_dropped_mid_run_releases_the_key_unless_it_checkpointed() {
+    let c = TestCluster::start(3).await;
+    let client = Client::new(c.urls()).unwrap();
+    // Leases of a minute: only a release can free a key within the test.
+    let dropped_after = |key: &'static str, checkpoint: bool| {
+        let client = client.clone();
+        async move {
+            let (started, running) = tokio::sync::oneshot::channel();
+            let call = tokio::spawn(async move {
+                let out: Once = client
+                    .once("o", key, opts(60_000, 1_000), |ctx| async move {
+                        if checkpoint {
+                            ctx.checkpoint("charged", "ch_1").await.unwrap();
+                        }
+                        started.send(()).unwrap();
+                        std::future::pending().await
+                    })
+                    .await;
+                out
+            });
+            running.await.expect("the work started");
+            call.abort();
+            assert!(call.await.unwrap_err().is_cancelled());
+        }
+    };
+
+    dropped_after("cancelled", false).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.claim("o", "cancelled", ClaimRequest::default()).await.unwrap() {
+            ClaimOutcome::Acquired { takeover, .. } => break assert!(!takeover, "released, not taken over"),
+            ClaimOutcome::InProgress { .. } if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            other => panic!("the dropped call's key was not released: {other:?}"),
+        }
+    }
+
+    // After a checkpoint a side effect may have happened: the key stays held.
+    dropped_after("cancelled-late", true).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rival = client.claim("o", "cancelled-late", ClaimRequest::default()).await.unwrap();
+    assert!(matches!(rival, ClaimOutcome::InProgress { .. }), "{rival:?}");
 }

@@ -14,15 +14,14 @@ use axum::body::Body;
 use axum::response::Response;
 use futures::future::BoxFuture;
 use http::{header, HeaderValue, Request, StatusCode};
-use serde_json::json;
 use tower::{Service, ServiceExt};
 
 use super::stored::{fingerprint, StoredResponse};
 use super::Config;
 use crate::error::Error;
-use crate::holder::Ctx;
+use crate::holder::{Ctx, Hold, OnFailure};
 use crate::keys::ClaimOutcome;
-use crate::proto::{ClaimRequest, CompleteRequest, Record};
+use crate::proto::{ClaimRequest, ErrorBody, ErrorCode, ErrorDetail, Record};
 
 #[derive(Clone)]
 pub struct IdempotencyService<S> {
@@ -68,15 +67,25 @@ where
     }
     let key = match req.headers().get(&config.header).map(|v| v.to_str()) {
         None if !config.required => return call(inner, req).await,
-        None => return problem(StatusCode::BAD_REQUEST, "bad_request", &format!("{} header required", config.header)),
+        None => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                &format!("{} header required", config.header),
+            )
+        }
         Some(Ok(k)) if !k.is_empty() => k.to_owned(),
         Some(_) => {
-            return problem(StatusCode::BAD_REQUEST, "bad_request", &format!("{} must be visible ASCII", config.header))
+            return problem(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                &format!("{} must be visible ASCII", config.header),
+            )
         }
     };
     let (parts, body) = req.into_parts();
     let Ok(body) = axum::body::to_bytes(body, config.max_body_bytes).await else {
-        return problem(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "body too large to fingerprint");
+        return problem(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, "body too large to fingerprint");
     };
     let scoped = (config.scope)(&parts, &key);
     let claim = ClaimRequest {
@@ -90,24 +99,26 @@ where
             let ctx = Ctx::new(config.client.clone(), &config.namespace, &scoped, token, &record, config.lease);
             let mut req = Request::from_parts(parts, Body::from(body));
             req.extensions_mut().insert(ctx.clone());
-            tokio::spawn(hold(config, inner, req, ctx))
-                .await
-                .unwrap_or_else(|_| problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the handler panicked"))
+            tokio::spawn(hold(config, inner, req, ctx)).await.unwrap_or_else(|_| {
+                problem(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "the handler panicked")
+            })
         }
         Ok(ClaimOutcome::Completed(record)) => replay(&record),
         Ok(ClaimOutcome::InProgress { retry_after, .. }) => {
-            let mut resp = problem(StatusCode::CONFLICT, "in_progress", "a request with this key is in progress");
+            let mut resp =
+                problem(StatusCode::CONFLICT, ErrorCode::InProgress, "a request with this key is in progress");
             set_retry_after(&mut resp, retry_after.unwrap_or_default());
             resp
         }
         Err(Error::FingerprintMismatch) => problem(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "fingerprint_mismatch",
+            ErrorCode::FingerprintMismatch,
             "this key was used with another request payload",
         ),
-        Err(Error::BadRequest(m)) => problem(StatusCode::BAD_REQUEST, "bad_request", &m),
+        Err(Error::BadRequest(m)) => problem(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, &m),
         Err(e) => {
-            let mut resp = problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &format!("idempotency store: {e}"));
+            let mut resp =
+                problem(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, &format!("idempotency store: {e}"));
             set_retry_after(&mut resp, Duration::from_secs(1));
             resp
         }
@@ -115,67 +126,29 @@ where
 }
 
 /// The holder's run: heartbeat, handler, then store the response or give
-/// the key back.
+/// the key back. A 5xx, a panic or a cancelled task releases the key unless
+/// the handler checkpointed: then a side effect may have happened and the
+/// next holder must resume instead of starting over.
 async fn hold<S>(config: Arc<Config>, inner: S, req: Request<Body>, ctx: Ctx) -> Response
 where
     S: Service<Request<Body>, Response = Response, Error = Infallible>,
 {
-    let heartbeat = ctx.heartbeat(config.lease / 3);
-    let mut guard = ReleaseGuard(Some(ctx.clone()));
+    let held = Hold::start(&ctx, config.lease / 3, OnFailure::ReleaseBeforeCheckpoint);
     let resp = call(inner, req).await;
-    drop(heartbeat);
     if resp.status().is_server_error() && !config.store_server_errors {
         // Released before answering, so the caller's immediate retry runs.
-        guard.release().await;
+        held.failed().await;
         return resp;
     }
     let (parts, body) = resp.into_parts();
     let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
-        return problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the handler's body failed");
+        return problem(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "the handler's body failed");
     };
-    guard.0 = None;
     let stored = StoredResponse::capture(&parts, &body, &config.stored_headers);
-    let (ns, key) = ctx.target();
-    let complete = CompleteRequest {
-        token: ctx.token(),
-        result: serde_json::to_value(stored).expect("a stored response is JSON"),
-        retention_ms: config.retention.map(|d| d.as_millis() as u64),
-    };
     // If completing fails the response still stands; the key stays held
     // until its lease ends and a retry then resumes from the checkpoints.
-    let _ = ctx.client().complete(ns, key, &complete).await;
+    let _ = held.complete(&stored, config.retention).await;
     Response::from_parts(parts, Body::from(body))
-}
-
-/// Gives the key back when the handler failed (5xx) or never finished
-/// (panic, cancelled task), unless it checkpointed: then a side effect may
-/// have happened and the next holder must resume instead of starting over.
-struct ReleaseGuard(Option<Ctx>);
-
-impl ReleaseGuard {
-    fn take(&mut self) -> Option<Ctx> {
-        self.0.take().filter(|c| !c.checkpointed())
-    }
-
-    async fn release(mut self) {
-        if let Some(ctx) = self.take() {
-            release(ctx).await;
-        }
-    }
-}
-
-impl Drop for ReleaseGuard {
-    fn drop(&mut self) {
-        if let (Some(ctx), Ok(rt)) = (self.take(), tokio::runtime::Handle::try_current()) {
-            rt.spawn(release(ctx));
-        }
-    }
-}
-
-/// Best effort: if it fails, the lease expires anyway.
-async fn release(ctx: Ctx) {
-    let (ns, key) = ctx.target();
-    let _ = ctx.client().release(ns, key, ctx.token()).await;
 }
 
 async fn call<S>(inner: S, req: Request<Body>) -> Response
@@ -188,7 +161,7 @@ where
 fn replay(record: &Record) -> Response {
     match serde_json::from_value::<StoredResponse>(record.result.clone()).ok().and_then(|s| s.replay()) {
         Some(resp) => resp.map(Body::from),
-        None => problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the stored result is not a response"),
+        None => problem(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "the stored result is not a response"),
     }
 }
 
@@ -197,10 +170,25 @@ fn set_retry_after(resp: &mut Response, after: Duration) {
 }
 
 /// An answer of the layer itself, in idem's error shape.
-fn problem(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({"error": {"code": code, "message": message}}).to_string();
+fn problem(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let body = ErrorBody { error: ErrorDetail { code, message: message.to_owned() } };
+    let body = serde_json::to_vec(&body).expect("an error body is JSON");
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_layers_own_answers_have_idems_error_shape() {
+        let resp = problem(StatusCode::CONFLICT, ErrorCode::InProgress, "busy");
+        assert_eq!(resp.status(), StatusCode::CONFLICT);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        assert_eq!(&body[..], br#"{"error":{"code":"in_progress","message":"busy"}}"#);
+    }
 }
