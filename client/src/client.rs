@@ -2,9 +2,11 @@
 //! loop every call goes through.
 //!
 //! Any node serves any request (followers forward to the leader), so the
-//! client needs no leader discovery: it keeps using the endpoint that last
-//! answered and moves to the next one on a connection error, a timeout or a
-//! 503. It never retries a decided answer (2xx, 4xx).
+//! client needs no leader discovery to be correct. To save the follower's hop
+//! it follows the leader each answer names (`idem-leader`) when that node is
+//! one of its endpoints; otherwise it keeps using the endpoint that last
+//! answered. It moves to the next one on a connection error, a timeout or a
+//! 503, and never retries a decided answer (2xx, 4xx).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,12 +17,15 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::proto::LEADER_HEADER;
 use crate::retry::{parse_retry_after, RetryPolicy};
 
 /// A decided answer: status, `Retry-After` if any, raw body.
 pub(crate) struct Answer {
     pub status: StatusCode,
     pub retry_after: Option<Duration>,
+    /// The leader the answering node named (`host:port`).
+    pub leader: Option<String>,
     pub body: bytes::Bytes,
 }
 
@@ -44,6 +49,8 @@ pub struct Client {
 struct Inner {
     http: reqwest::Client,
     endpoints: Vec<String>,
+    /// Each endpoint's `host:port`, to recognise the leader a node names.
+    authorities: Vec<String>,
     /// Index of the endpoint that answered last; the next call starts there.
     current: AtomicUsize,
     policy: RetryPolicy,
@@ -97,11 +104,13 @@ impl Builder {
         }
         let http =
             reqwest::Client::builder().connect_timeout(self.connect_timeout).default_headers(self.headers).build()?;
-        let endpoints = self.endpoints.into_iter().map(|e| e.trim_end_matches('/').to_owned()).collect();
+        let endpoints: Vec<String> = self.endpoints.into_iter().map(|e| e.trim_end_matches('/').to_owned()).collect();
+        let authorities = endpoints.iter().map(|e| authority(e).to_owned()).collect();
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
                 endpoints,
+                authorities,
                 current: AtomicUsize::new(0),
                 policy: self.policy,
                 request_timeout: self.request_timeout,
@@ -162,7 +171,8 @@ impl Client {
             }
             let (err, retry_after) = match attempt(req).await {
                 Ok(a) if a.status != StatusCode::SERVICE_UNAVAILABLE => {
-                    inner.current.store(at, Ordering::Relaxed);
+                    let leader = a.leader.as_deref().and_then(|l| inner.authorities.iter().position(|e| e == l));
+                    inner.current.store(leader.unwrap_or(at), Ordering::Relaxed);
                     return Ok(a);
                 }
                 Ok(a) => (Error::from_answer(a.status.as_u16(), &a.body), a.retry_after),
@@ -186,6 +196,25 @@ async fn attempt(req: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error>
     let resp = req.send().await?;
     let status = resp.status();
     let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()));
+    let leader = resp.headers().get(LEADER_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = resp.bytes().await?;
-    Ok(Answer { status, retry_after, body })
+    Ok(Answer { status, retry_after, leader, body })
+}
+
+/// `host:port` of a base URL such as `http://10.0.0.1:7000`.
+fn authority(endpoint: &str) -> &str {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_is_recognised_by_host_and_port() {
+        assert_eq!(authority("http://10.0.0.1:7000"), "10.0.0.1:7000");
+        assert_eq!(authority("https://idem-2.internal:7000/"), "idem-2.internal:7000");
+        assert_eq!(authority("127.0.0.1:7001"), "127.0.0.1:7001");
+    }
 }

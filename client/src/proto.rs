@@ -28,6 +28,11 @@ pub mod limits {
     pub const WAIT_MS_MAX: u64 = 60_000;
 }
 
+/// Response header naming the leader (`host:port` as the cluster knows it) on
+/// every client API answer, so a client can send its next calls there and
+/// save a follower's hop.
+pub const LEADER_HEADER: &str = "idem-leader";
+
 /// `in_progress` or `completed`; an absent record is a 404, never a third state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -26,6 +26,13 @@ fn known_leader(m: &RaftMetrics) -> Option<NodeId> {
     (id != m.id || m.state == ServerState::Leader).then_some(id)
 }
 
+/// The known leader (other than `except`) and its address.
+fn leader_of(m: &RaftMetrics, except: Option<NodeId>) -> Option<(NodeId, String)> {
+    let id = known_leader(m).filter(|id| Some(*id) != except)?;
+    let node = m.membership_config.membership().get_node(&id)?;
+    Some((id, node.addr.clone()))
+}
+
 /// One node's view of the cluster, assembled in one place for `/readyz`,
 /// `/v1/cluster` and `/metrics`.
 #[derive(Debug, Clone)]
@@ -218,14 +225,9 @@ impl App {
     /// (other than `except`, a leader found unreachable).
     pub async fn leader(&self, within: Duration, except: Option<NodeId>) -> Option<(NodeId, String)> {
         let mut rx = self.raft.metrics();
-        let find = |m: &RaftMetrics| {
-            let id = known_leader(m).filter(|id| Some(*id) != except)?;
-            let node = m.membership_config.membership().get_node(&id)?;
-            Some((id, node.addr.clone()))
-        };
         let wait = async {
             loop {
-                if let Some(found) = find(&rx.borrow_and_update()) {
+                if let Some(found) = leader_of(&rx.borrow_and_update(), except) {
                     return Some(found);
                 }
                 if rx.changed().await.is_err() {
@@ -234,6 +236,11 @@ impl App {
             }
         };
         tokio::time::timeout(within, wait).await.ok().flatten()
+    }
+
+    /// The address of the leader this node knows of, now.
+    pub fn leader_addr(&self) -> Option<String> {
+        leader_of(&self.raft.metrics().borrow(), None).map(|(_, addr)| addr)
     }
 
     pub fn is_leader(&self) -> bool {

@@ -10,14 +10,23 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, Method};
+use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use idem_client::proto::{Consistency, GetQuery};
+use idem_client::proto::{Consistency, GetQuery, LEADER_HEADER};
 
 use super::error::ApiError;
 use super::extract::BodyLimit;
 use crate::app::App;
+
+/// Name the leader in every client API answer ([`LEADER_HEADER`]).
+pub async fn name_leader(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    if let Some(v) = app.leader_addr().and_then(|addr| HeaderValue::try_from(addr).ok()) {
+        resp.headers_mut().insert(LEADER_HEADER, v);
+    }
+    resp
+}
 
 /// Marks a forwarded request so the receiver never forwards it again.
 pub const FORWARDED_BY: &str = "x-idem-forwarded-by";

@@ -41,6 +41,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/cluster/learners", post(cluster::add_learner))
         .route("/v1/cluster/voters", post(cluster::change_voters))
         .route_layer(from_fn_with_state(app.clone(), forward::to_leader))
+        .route_layer(from_fn_with_state(app.clone(), forward::name_leader))
         .route_layer(from_fn_with_state(limit, extract::limit_body))
         .layer(DefaultBodyLimit::max(limit));
     let mut ops = Router::new()
