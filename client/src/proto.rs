@@ -208,16 +208,17 @@ pub struct BatchRequest {
     pub ops: Vec<BatchOp>,
 }
 
-/// What the single call would have answered: its status and JSON body.
+/// What the single call would have answered: its status and JSON body. The
+/// body type is open so a node can embed bodies it already serialized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BatchResult {
+pub struct BatchResult<B = Value> {
     pub status: u16,
-    pub body: Value,
+    pub body: B,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BatchResponse {
-    pub results: Vec<BatchResult>,
+pub struct BatchResponse<B = Value> {
+    pub results: Vec<BatchResult<B>>,
 }
 
 /// `GET /v1/cluster`.

@@ -3,22 +3,20 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::Json;
+use axum::http::StatusCode;
+use axum::response::Response;
 use idem_client::proto::{limits, BatchRequest, BatchResponse, BatchResult};
 
 use super::error::ApiError;
 use super::extract::JsonBody;
 use super::metrics;
-use super::reply::Reply;
+use super::reply::{json, json_response, Reply};
 use super::resolve;
 use crate::app::App;
 
 /// Invalid operations answer their own 400 in place and are not proposed;
 /// the valid ones go to the log together.
-pub async fn batch(
-    State(app): State<Arc<App>>,
-    JsonBody(req): JsonBody<BatchRequest>,
-) -> Result<Json<BatchResponse>, ApiError> {
+pub async fn batch(State(app): State<Arc<App>>, JsonBody(req): JsonBody<BatchRequest>) -> Result<Response, ApiError> {
     if req.ops.len() > limits::BATCH_MAX_OPS {
         return Err(ApiError::BadRequest(format!("a batch holds at most {} ops", limits::BATCH_MAX_OPS)));
     }
@@ -48,5 +46,5 @@ pub async fn batch(
         };
         results.push(BatchResult { status: reply.status.as_u16(), body: reply.body });
     }
-    Ok(Json(BatchResponse { results }))
+    Ok(json_response(StatusCode::OK, &json(&BatchResponse { results })))
 }

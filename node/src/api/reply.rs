@@ -2,23 +2,26 @@
 //! and the wire form of a stored record. Single calls and batch results go
 //! through the same mapping; only the node that answers builds the wire record.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use idem_client::proto::{self, Checkpoint, ClaimResponse, Record};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::error::{with_retry_after, ApiError};
 use crate::registry::{Outcome, RecordId, RecordState, StoredRecord};
 
+/// An answer with its body serialized once, whether it goes out alone or
+/// inside a batch's results.
 pub struct Reply {
     pub status: StatusCode,
-    pub body: Value,
+    pub body: Box<RawValue>,
     pub retry_after_s: Option<u64>,
 }
 
-fn to_value<T: serde::Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+/// JSON of a wire type; serializing plain data to JSON cannot fail.
+pub fn json<T: serde::Serialize>(v: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(v).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 /// JSON text the API wrote itself from a parsed value; it always parses back.
@@ -55,37 +58,43 @@ pub fn wire(id: &RecordId, rec: &StoredRecord) -> Record {
 
 impl From<ApiError> for Reply {
     fn from(e: ApiError) -> Self {
-        Reply { status: e.status(), body: to_value(&e.body()), retry_after_s: e.retry_after_s() }
+        Reply { status: e.status(), body: json(&e.body()), retry_after_s: e.retry_after_s() }
     }
 }
 
 impl Reply {
     /// The answer to the operation on `id` that decided `outcome`.
     pub fn outcome(id: &RecordId, outcome: Outcome) -> Reply {
-        let ok = |status, body: Value| Reply { status, body, retry_after_s: None };
+        let ok = |status, body| Reply { status, body, retry_after_s: None };
         match outcome {
-            Outcome::Acquired { token, takeover, record } => ok(
-                StatusCode::CREATED,
-                to_value(&ClaimResponse::Acquired { token, takeover, record: wire(id, &record) }),
-            ),
+            Outcome::Acquired { token, takeover, record } => {
+                ok(StatusCode::CREATED, json(&ClaimResponse::Acquired { token, takeover, record: wire(id, &record) }))
+            }
             Outcome::Completed { record } => {
-                ok(StatusCode::OK, to_value(&ClaimResponse::Completed { record: wire(id, &record) }))
+                ok(StatusCode::OK, json(&ClaimResponse::Completed { record: wire(id, &record) }))
             }
             Outcome::InProgress { record, retry_after_ms } => Reply {
                 status: StatusCode::CONFLICT,
-                body: to_value(&ClaimResponse::InProgress { record: wire(id, &record) }),
+                body: json(&ClaimResponse::InProgress { record: wire(id, &record) }),
                 retry_after_s: Some(retry_after_ms.div_ceil(1000).max(1)),
             },
             Outcome::FingerprintMismatch => ApiError::FingerprintMismatch.into(),
             Outcome::Fenced => ApiError::Fenced.into(),
             Outcome::NotFound => ApiError::NotFound.into(),
-            Outcome::Done { record } => ok(StatusCode::OK, to_value(&wire(id, &record))),
+            Outcome::Done { record } => ok(StatusCode::OK, json(&wire(id, &record))),
         }
     }
 }
 
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
-        with_retry_after((self.status, Json(self.body)).into_response(), self.retry_after_s)
+        with_retry_after(json_response(self.status, &self.body), self.retry_after_s)
     }
+}
+
+/// `body` as the answer, without serializing it again.
+pub fn json_response(status: StatusCode, body: &RawValue) -> Response {
+    let mut resp = (status, String::from(body.get())).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
 }
