@@ -236,3 +236,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.submit(vec![Change::Purge(log_id)], None)?)
     }
 }
+
+#[cfg(test)]
+mod tests;
