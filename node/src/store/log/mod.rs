@@ -99,7 +99,7 @@ impl LogStore {
         let committed = state.meta(GROUP).committed.map_or(0, |l| l.index);
         let state = Arc::new(Mutex::new(state));
         let prepare = Preparer::start(dir.to_path_buf(), options.segment_bytes)?;
-        let writer = Writer::new(dir.to_path_buf(), state.clone(), prepare, resume).spawn()?;
+        let writer = Writer::new(dir.to_path_buf(), state.clone(), prepare, options.segment_bytes, resume).spawn()?;
         let inner = Arc::new(Inner { writer, state, barrier });
         Ok(LogStore { group: GROUP, inner, committed: Arc::new(committed.into()) })
     }

@@ -1,74 +1,106 @@
 //! The segment pipeline (as etcd's WAL file pipeline): a background thread
-//! keeps the next segment ready, created as `prepare-<n>.tmp`, zero-filled to
-//! its full size and fsynced, so that the writer's rotation is a rename and
-//! its fdatasyncs only ever overwrite zeros already on disk (no block
-//! allocation, no size change: the cheap kind of fdatasync). Recovery removes
-//! any `*.tmp` file: an unfinished or unused segment holds nothing.
+//! has the next segment ready before it is needed, created as
+//! `prepare-<n>.tmp`, zero-filled to its full size and fsynced, so that the
+//! writer's rotation is a rename and its fdatasyncs only ever overwrite zeros
+//! already on disk (no block allocation, no size change: the cheap kind of
+//! fdatasync). Recovery removes any `*.tmp` file: an unfinished or unused
+//! segment holds nothing.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 
 use super::segment::write_zeros;
 
 pub const TMP_SUFFIX: &str = ".tmp";
+/// Zeros are synced every this many bytes, so the preparer never has much
+/// unwritten data in flight for the writer's fdatasync to wait behind.
+const CHUNK: u64 = 1 << 20;
 
 #[derive(Default)]
 struct Slot {
     ready: Option<io::Result<(File, PathBuf)>>,
-    stop: bool,
+    wanted: bool,
+}
+
+impl Slot {
+    /// A segment is wanted and none is ready.
+    fn due(&self) -> bool {
+        self.wanted && self.ready.is_none()
+    }
+}
+
+struct Shared {
+    slot: Mutex<Slot>,
+    wake: Condvar,
+    stop: AtomicBool,
 }
 
 /// Hands out ready segment files; dropping it stops (and joins) the thread.
 pub struct Preparer {
-    shared: Arc<(Mutex<Slot>, Condvar)>,
+    shared: Arc<Shared>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Preparer {
     pub fn start(dir: PathBuf, segment_bytes: u64) -> io::Result<Self> {
-        let shared = Arc::new((Mutex::new(Slot::default()), Condvar::new()));
+        let shared = Arc::new(Shared { slot: Mutex::default(), wake: Condvar::new(), stop: AtomicBool::new(false) });
         let theirs = shared.clone();
         let thread = thread::Builder::new().name("idem-log-prepare".into()).spawn(move || {
-            let (slot, wake) = &*theirs;
+            let s = &*theirs;
             for n in 0u64.. {
-                let prepared = prepare(&dir, n, segment_bytes);
-                let mut s = slot.lock().unwrap_or_else(PoisonError::into_inner);
-                s.ready = Some(prepared);
-                wake.notify_all();
-                while s.ready.is_some() && !s.stop {
-                    s = wake.wait(s).unwrap_or_else(PoisonError::into_inner);
+                let mut slot = s.slot.lock().unwrap_or_else(PoisonError::into_inner);
+                while !slot.due() && !s.stop.load(Ordering::Relaxed) {
+                    slot = s.wake.wait(slot).unwrap_or_else(PoisonError::into_inner);
                 }
-                if s.stop {
+                drop(slot);
+                if s.stop.load(Ordering::Relaxed) {
                     return;
                 }
+                let prepared = prepare(&dir, n, segment_bytes, &s.stop);
+                let mut slot = s.slot.lock().unwrap_or_else(PoisonError::into_inner);
+                slot.ready = Some(prepared);
+                slot.wanted = false;
+                s.wake.notify_all();
             }
         })?;
         Ok(Preparer { shared, thread: Some(thread) })
     }
 
+    /// Start preparing the next segment now, if it is not ready or under way.
+    /// The writer asks once its segment is half full, so a restart or an idle
+    /// node does not write a segment of zeros it may not need for a long time.
+    pub fn want(&self) {
+        let mut slot = self.shared.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if !slot.wanted && slot.ready.is_none() {
+            slot.wanted = true;
+            self.shared.wake.notify_all();
+        }
+    }
+
     /// The next zero-filled segment file and its temporary path, waiting for
     /// it only if the pipeline has fallen behind.
     pub fn take(&self) -> io::Result<(File, PathBuf)> {
-        let (slot, wake) = &*self.shared;
-        let mut s = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self.shared.slot.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if let Some(ready) = s.ready.take() {
-                wake.notify_all();
+            if let Some(ready) = slot.ready.take() {
                 return ready;
             }
-            s = wake.wait(s).unwrap_or_else(PoisonError::into_inner);
+            slot.wanted = true;
+            self.shared.wake.notify_all();
+            slot = self.shared.wake.wait(slot).unwrap_or_else(PoisonError::into_inner);
         }
     }
 }
 
 impl Drop for Preparer {
     fn drop(&mut self) {
-        let (slot, wake) = &*self.shared;
-        slot.lock().unwrap_or_else(PoisonError::into_inner).stop = true;
-        wake.notify_all();
+        self.shared.stop.store(true, Ordering::Relaxed);
+        drop(self.shared.slot.lock().unwrap_or_else(PoisonError::into_inner));
+        self.shared.wake.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -76,11 +108,20 @@ impl Drop for Preparer {
 }
 
 /// Write a whole segment of zeros and fsync it (data and size), so later
-/// writes into it change neither.
-fn prepare(dir: &Path, n: u64, segment_bytes: u64) -> io::Result<(File, PathBuf)> {
+/// writes into it change neither. Gives up early once `stop` is set.
+fn prepare(dir: &Path, n: u64, segment_bytes: u64, stop: &AtomicBool) -> io::Result<(File, PathBuf)> {
     let path = dir.join(format!("prepare-{n}{TMP_SUFFIX}"));
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
-    write_zeros(&file, 0, segment_bytes)?;
+    let mut done = 0;
+    while done < segment_bytes {
+        if stop.load(Ordering::Relaxed) {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "the log is closing"));
+        }
+        let len = CHUNK.min(segment_bytes - done);
+        write_zeros(&file, done, len)?;
+        file.sync_data()?;
+        done += len;
+    }
     file.sync_all()?;
     Ok((file, path))
 }

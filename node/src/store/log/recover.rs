@@ -85,17 +85,18 @@ pub fn recover(dir: &Path, segment_bytes: u64, cache_bytes: u64) -> Result<Recov
             let file = Arc::new(open_rw(&path)?);
             zero_stale(&file, &path, &bytes, end)?;
             state.register(seq, file.clone());
-            state.resume(seq, Some((end, bytes.len() as u64)));
-            Some((seq, file, end))
+            let capacity = bytes.len() as u64;
+            state.resume(seq, Some((end, capacity)));
+            Some((seq, file, end, capacity))
         }
         None => {
             state.resume(seqs.first().map_or(0, |s| s.saturating_sub(1)), None);
             None
         }
     };
-    let offset = active.as_ref().map_or(0, |(_, _, end)| *end);
-    let active = active.map(|(seq, file, _)| (seq, file));
-    Ok(Recovered { state, resume: Resume { active, offset, uses: books.uses, purged: books.purged } })
+    let (offset, capacity) = active.as_ref().map_or((0, 0), |(_, _, end, capacity)| (*end, *capacity));
+    let active = active.map(|(seq, file, _, _)| (seq, file));
+    Ok(Recovered { state, resume: Resume { active, offset, capacity, uses: books.uses, purged: books.purged } })
 }
 
 /// Replay one segment; the offset its records end at, or None for a last

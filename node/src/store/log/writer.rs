@@ -41,8 +41,9 @@ pub struct Job {
 pub struct Resume {
     /// The open segment: its number and file, or None to start a new one.
     pub active: Option<(u64, Arc<File>)>,
-    /// Where the next byte goes in the open segment.
+    /// Where the next byte goes in the open segment, and its size.
     pub offset: u64,
+    pub capacity: u64,
     /// Per segment, the highest entry index each group wrote into it.
     pub uses: BTreeMap<u64, BTreeMap<GroupId, u64>>,
     /// Per group, the highest purged index on disk.
@@ -92,6 +93,9 @@ pub struct Writer {
     /// Bytes placed but not yet written, and the offset in the open segment they start at.
     buf: Vec<u8>,
     buf_at: u64,
+    /// The open segment's size, and what a new one's will be.
+    capacity: u64,
+    segment_bytes: u64,
     uses: BTreeMap<u64, BTreeMap<GroupId, u64>>,
     purged: BTreeMap<GroupId, u64>,
     /// A purge was written since segments were last considered for deletion.
@@ -104,25 +108,42 @@ pub struct Writer {
 impl Writer {
     /// Register the metrics now, on the caller's thread, so they reach the
     /// recorder the caller sees.
-    pub fn new(dir: PathBuf, state: Arc<Mutex<LogState>>, prepare: Preparer, resume: Resume) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        state: Arc<Mutex<LogState>>,
+        prepare: Preparer,
+        segment_bytes: u64,
+        resume: Resume,
+    ) -> Self {
         let metrics = Metrics {
             fsyncs: metrics::counter!("idem_log_fsyncs_total"),
             batch: metrics::histogram!("idem_log_fsync_batch_size"),
             seconds: metrics::histogram!("idem_log_fsync_seconds"),
         };
-        let Resume { active, offset, uses, purged } = resume;
-        Writer {
+        let Resume { active, offset, capacity, uses, purged } = resume;
+        let writer = Writer {
             dir,
             state,
             prepare,
             active,
             buf: Vec::new(),
             buf_at: offset,
+            capacity,
+            segment_bytes,
             uses,
             purged,
             purge_written: false,
             failed: None,
             metrics,
+        };
+        writer.prepare_if_due();
+        writer
+    }
+
+    /// Have the next segment prepared once the open one is half full (or absent).
+    fn prepare_if_due(&self) {
+        if self.active.is_none() || self.buf_at > self.capacity / 2 {
+            self.prepare.want();
         }
     }
 
@@ -187,6 +208,7 @@ impl Writer {
             }
         }
         self.flush_buf()?;
+        self.prepare_if_due();
         if !jobs.iter().any(|j| j.done.is_some()) {
             return Ok(());
         }
@@ -243,6 +265,7 @@ impl Writer {
         lock(&self.state).map_err(io::Error::other)?.register(seq, file.clone());
         self.active = Some((seq, file));
         self.buf_at = 0;
+        self.capacity = self.segment_bytes;
         self.uses.entry(seq).or_default();
         Ok(())
     }
