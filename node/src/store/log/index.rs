@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use super::state::GroupId;
 use crate::types::{Entry, LogId, Vote};
 
 /// A place in the log's byte stream: segment `seq`, byte `offset`.
@@ -60,6 +61,18 @@ pub struct Group {
     /// Every slot from this index on holds its entry; those before do not.
     cached_from: u64,
     cached_bytes: u64,
+    /// The last log id a checkpoint reported when replay held no entries of
+    /// this group: entries up to it lay in segments deleted after a purge that
+    /// must cover them (`check_replayed` makes sure); the next one follows it.
+    floor: Option<LogId>,
+}
+
+/// One group's part of a checkpoint record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub group: GroupId,
+    pub meta: GroupMeta,
+    pub last: Option<LogId>,
 }
 
 impl Group {
@@ -75,7 +88,7 @@ impl Group {
 
     /// The last entry's id, or the purged id when every entry is gone.
     pub fn last_log_id(&self) -> Option<LogId> {
-        self.slots.back().map(|s| s.log_id).or(self.meta.purged)
+        self.slots.back().map(|s| s.log_id).or(self.floor.max(self.meta.purged))
     }
 
     /// The only index the next entry may have, if the group has any history.
@@ -99,6 +112,38 @@ impl Group {
         Ok(())
     }
 
+    /// This group's part of a checkpoint: its ids and its last log id.
+    pub fn checkpoint(&self, group: GroupId) -> Checkpoint {
+        Checkpoint { group, meta: self.meta.clone(), last: self.last_log_id() }
+    }
+
+    /// Take a checkpoint's ids, as replay meets it at the head of a segment.
+    pub fn apply_checkpoint(&mut self, c: Checkpoint) {
+        self.meta.vote = c.meta.vote;
+        self.meta.committed = c.meta.committed;
+        if let Some(purged) = c.meta.purged {
+            self.purge(purged);
+        }
+        if self.slots.is_empty() && c.last > self.meta.purged {
+            self.floor = c.last;
+        }
+    }
+
+    /// After replay: no entry may be missing. Entries older than the first
+    /// segment must have been purged, and the rest start right after the
+    /// purged id, as a live log's always do.
+    pub fn check_replayed(&mut self) -> Result<(), String> {
+        if let Some(floor) = self.floor.take() {
+            return Err(format!("entries up to {floor} are in no segment, yet were never purged"));
+        }
+        match (self.meta.purged, self.first_index()) {
+            (Some(p), Some(first)) if first != p.index + 1 => {
+                Err(format!("entries {}..{first} are missing after the purged id {p}", p.index + 1))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Drop entries from `index` on.
     pub fn truncate(&mut self, index: u64) {
         while self.slots.back().is_some_and(|s| s.log_id.index >= index) {
@@ -115,6 +160,9 @@ impl Group {
             return;
         }
         self.meta.purged = Some(log_id);
+        if self.floor.is_some_and(|f| f.index <= log_id.index) {
+            self.floor = None;
+        }
         while self.slots.front().is_some_and(|s| s.log_id.index <= log_id.index) {
             if let Some(slot) = self.slots.pop_front() {
                 self.forget(&slot);

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::format::{self, Frame, Header, Kind};
-use super::index::{GroupMeta, Loc};
+use super::index::{Checkpoint, Loc};
 use super::prepare::TMP_SUFFIX;
 use super::segment::{open_rw, write_zeros};
 use super::state::{Change, GroupId, LogState};
@@ -76,6 +76,11 @@ pub fn recover(dir: &Path, segment_bytes: u64, cache_bytes: u64) -> Result<Recov
             }
         }
     }
+    state.check_replayed().map_err(|reason| LogError::Corrupt {
+        file: state.segment_path(seqs.first().copied().unwrap_or_default()),
+        offset: 0,
+        reason,
+    })?;
     for &seq in books.uses.keys() {
         state.register(seq, Arc::new(File::open(state.segment_path(seq))?));
     }
@@ -124,14 +129,14 @@ fn scan(
     let mut off = format::SEGMENT_HEADER_LEN;
     match format::parse_record(bytes.get(off..).unwrap_or_default()) {
         Frame::Record { kind: Kind::Checkpoint, payload, len, .. } => {
-            let metas: Vec<(GroupId, GroupMeta)> =
+            let checkpoint: Vec<Checkpoint> =
                 crate::codec::decode(payload).map_err(|e| corrupt(off, format!("checkpoint: {e}")))?;
-            for (group, meta) in &metas {
-                if let Some(p) = meta.purged {
-                    books.purged(*group, p.index);
+            for c in &checkpoint {
+                if let Some(p) = c.meta.purged {
+                    books.purged(c.group, p.index);
                 }
             }
-            state.apply_checkpoint(metas);
+            state.apply_checkpoint(checkpoint);
             off += len;
         }
         Frame::Record { kind, .. } => return Err(corrupt(off, format!("the segment starts with a {kind:?} record"))),

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::format::{self, Kind};
-use super::index::{Found, Group, GroupMeta, Loc, Pos};
+use super::index::{Checkpoint, Found, Group, GroupMeta, Loc, Pos};
 use super::LogError;
 use crate::types::{Entry, LogId, Vote};
 
@@ -173,15 +173,18 @@ impl LogState {
         Ok(())
     }
 
-    pub fn apply_checkpoint(&mut self, metas: Vec<(GroupId, GroupMeta)>) {
-        for (id, meta) in metas {
-            let g = self.groups.entry(id).or_default();
-            g.meta.vote = meta.vote;
-            g.meta.committed = meta.committed;
-            if let Some(purged) = meta.purged {
-                g.purge(purged);
-            }
+    pub fn apply_checkpoint(&mut self, checkpoint: Vec<Checkpoint>) {
+        for c in checkpoint {
+            self.groups.entry(c.group).or_default().apply_checkpoint(c);
         }
+    }
+
+    /// End replay: every group's entries must start right after its purged id.
+    pub fn check_replayed(&mut self) -> Result<(), String> {
+        for (id, g) in &mut self.groups {
+            g.check_replayed().map_err(|e| format!("group {id}: {e}"))?;
+        }
+        Ok(())
     }
 
     /// Place `changes` of `group` in the stream and apply them; the ops write them.
@@ -232,8 +235,7 @@ impl LogState {
         let c = &self.cursor;
         if !c.open || (!c.fresh && c.offset + len > c.capacity) {
             let seq = c.seq + 1;
-            let checkpoint: Vec<(GroupId, GroupMeta)> =
-                self.groups.iter().map(|(id, g)| (*id, g.meta.clone())).collect();
+            let checkpoint: Vec<Checkpoint> = self.groups.iter().map(|(id, g)| g.checkpoint(*id)).collect();
             let mut head = format::segment_header(seq).to_vec();
             head.extend(format::record(Kind::Checkpoint, 0, &crate::codec::encode(&checkpoint)?));
             let offset = head.len() as u64;

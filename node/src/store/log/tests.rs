@@ -117,6 +117,10 @@ async fn vote_committed_purged_and_entries_survive_reopen_after_old_segments_go(
     log.save_vote(&vote).await.expect("vote");
     for i in 1..=100 {
         append(&log, [entry(3, i)]).await;
+        if i == 30 {
+            // Later checkpoints then carry a purged id far behind their segment's first entry.
+            log.purge(log_id(3, 10)).await.expect("purge");
+        }
     }
     log.save_committed(Some(log_id(3, 90))).await.expect("committed");
     let before = node.segments();
@@ -211,6 +215,18 @@ async fn a_bad_record_in_an_older_segment_refuses_to_open() {
         Some(LogError::Corrupt { file, offset, .. }) => assert_eq!((file, offset), (first, off as u64)),
         other => panic!("expected corruption naming the file and offset, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_missing_segment_refuses_to_open_even_the_oldest() {
+    let node = Node::new();
+    let segments = write_and_close(&node, 60).await;
+    fs::remove_file(&segments[2]).expect("remove");
+    assert!(matches!(node.open().err(), Some(LogError::Corrupt { .. })), "a gap in the numbers");
+    fs::remove_file(&segments[0]).expect("remove");
+    fs::remove_file(&segments[1]).expect("remove");
+    let err = node.open().err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("never purged"), "entries older than every segment were not purged: {err}");
 }
 
 #[tokio::test]
