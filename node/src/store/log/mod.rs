@@ -41,7 +41,7 @@ use openraft::{LogState as RaftLogState, OptionalSend, RaftLogReader};
 pub use error::LogError;
 use prepare::Preparer;
 use recover::Recovered;
-use state::{lock, Change, Fetch, GroupId, LogState};
+use state::{lock, segment_size, Change, Fetch, GroupId, LogState};
 use writer::{Done, Job, Writer, WriterHandle};
 
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
@@ -97,9 +97,11 @@ impl LogStore {
     fn open_dir(dir: &Path, options: &LogOptions, barrier: PurgeBarrier) -> Result<Self, LogError> {
         let Recovered { state, resume } = recover::recover(dir, options.segment_bytes, options.cache_bytes)?;
         let committed = state.meta(GROUP).committed.map_or(0, |l| l.index);
+        let segment_bytes = options.segment_bytes;
+        let prepare =
+            Preparer::start(dir.to_path_buf(), state.next_seq(), move |seq| segment_size(seq, segment_bytes))?;
         let state = Arc::new(Mutex::new(state));
-        let prepare = Preparer::start(dir.to_path_buf(), options.segment_bytes)?;
-        let writer = Writer::new(dir.to_path_buf(), state.clone(), prepare, options.segment_bytes, resume).spawn()?;
+        let writer = Writer::new(dir.to_path_buf(), state.clone(), prepare, resume).spawn()?;
         let inner = Arc::new(Inner { writer, state, barrier });
         Ok(LogStore { group: GROUP, inner, committed: Arc::new(committed.into()) })
     }

@@ -20,9 +20,16 @@ pub const TMP_SUFFIX: &str = ".tmp";
 /// unwritten data in flight for the writer's fdatasync to wait behind.
 const CHUNK: u64 = 1 << 20;
 
+/// A zero-filled segment file, still under its temporary name.
+pub struct Prepared {
+    pub file: File,
+    pub path: PathBuf,
+    pub len: u64,
+}
+
 #[derive(Default)]
 struct Slot {
-    ready: Option<io::Result<(File, PathBuf)>>,
+    ready: Option<io::Result<Prepared>>,
     wanted: bool,
 }
 
@@ -46,7 +53,8 @@ pub struct Preparer {
 }
 
 impl Preparer {
-    pub fn start(dir: PathBuf, segment_bytes: u64) -> io::Result<Self> {
+    /// Prepare segments of `size(seq)` bytes for `first_seq` and the ones after it.
+    pub fn start(dir: PathBuf, first_seq: u64, size: impl Fn(u64) -> u64 + Send + 'static) -> io::Result<Self> {
         let shared = Arc::new(Shared { slot: Mutex::default(), wake: Condvar::new(), stop: AtomicBool::new(false) });
         let theirs = shared.clone();
         let thread = thread::Builder::new().name("idem-log-prepare".into()).spawn(move || {
@@ -60,7 +68,7 @@ impl Preparer {
                 if s.stop.load(Ordering::Relaxed) {
                     return;
                 }
-                let prepared = prepare(&dir, n, segment_bytes, &s.stop);
+                let prepared = prepare(&dir, n, size(first_seq + n), &s.stop);
                 let mut slot = s.slot.lock().unwrap_or_else(PoisonError::into_inner);
                 slot.ready = Some(prepared);
                 slot.wanted = false;
@@ -83,7 +91,7 @@ impl Preparer {
 
     /// The next zero-filled segment file and its temporary path, waiting for
     /// it only if the pipeline has fallen behind.
-    pub fn take(&self) -> io::Result<(File, PathBuf)> {
+    pub fn take(&self) -> io::Result<Prepared> {
         let mut slot = self.shared.slot.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(ready) = slot.ready.take() {
@@ -109,19 +117,19 @@ impl Drop for Preparer {
 
 /// Write a whole segment of zeros and fsync it (data and size), so later
 /// writes into it change neither. Gives up early once `stop` is set.
-fn prepare(dir: &Path, n: u64, segment_bytes: u64, stop: &AtomicBool) -> io::Result<(File, PathBuf)> {
+fn prepare(dir: &Path, n: u64, len: u64, stop: &AtomicBool) -> io::Result<Prepared> {
     let path = dir.join(format!("prepare-{n}{TMP_SUFFIX}"));
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
     let mut done = 0;
-    while done < segment_bytes {
+    while done < len {
         if stop.load(Ordering::Relaxed) {
             return Err(io::Error::new(io::ErrorKind::Interrupted, "the log is closing"));
         }
-        let len = CHUNK.min(segment_bytes - done);
-        write_zeros(&file, done, len)?;
+        let chunk = CHUNK.min(len - done);
+        write_zeros(&file, done, chunk)?;
         file.sync_data()?;
-        done += len;
+        done += chunk;
     }
     file.sync_all()?;
-    Ok((file, path))
+    Ok(Prepared { file, path, len })
 }

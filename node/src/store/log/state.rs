@@ -19,6 +19,20 @@ use crate::types::{Entry, LogId, Vote};
 /// the index are per group so several could later share one log and one fsync.
 pub type GroupId = u64;
 
+/// The first segment a log ever has is at most this big: a new node then
+/// zero-fills only a little before its first vote can be made durable.
+const FIRST_SEGMENT_BYTES: u64 = 1 << 20;
+
+/// The size segment `seq` is prepared with, given the configured size. The
+/// cursor and the segment pipeline both follow it, so placement and files agree.
+pub fn segment_size(seq: u64, segment_bytes: u64) -> u64 {
+    if seq == 1 {
+        segment_bytes.min(FIRST_SEGMENT_BYTES)
+    } else {
+        segment_bytes
+    }
+}
+
 /// One record's meaning (a checkpoint aside, which is log-wide).
 #[derive(Debug)]
 pub enum Change {
@@ -150,6 +164,11 @@ impl LogState {
         self.durable = Pos { seq, offset: tail.map_or(u64::MAX, |(offset, _)| offset) };
     }
 
+    /// The number the next segment opened will have.
+    pub fn next_seq(&self) -> u64 {
+        self.cursor.seq + 1
+    }
+
     pub fn group(&self, id: GroupId) -> Option<&Group> {
         self.groups.get(&id)
     }
@@ -240,7 +259,8 @@ impl LogState {
             head.extend(format::record(Kind::Checkpoint, 0, &crate::codec::encode(&checkpoint)?));
             let offset = head.len() as u64;
             ops.push(Op::Open { seq, head });
-            self.cursor = Cursor { seq, offset, capacity: self.segment_bytes, open: true, fresh: true };
+            let capacity = segment_size(seq, self.segment_bytes);
+            self.cursor = Cursor { seq, offset, capacity, open: true, fresh: true };
         }
         let c = &mut self.cursor;
         let loc = Loc { seq: c.seq, offset: c.offset, len: bytes.len() as u32 };

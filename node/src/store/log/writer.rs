@@ -93,9 +93,8 @@ pub struct Writer {
     /// Bytes placed but not yet written, and the offset in the open segment they start at.
     buf: Vec<u8>,
     buf_at: u64,
-    /// The open segment's size, and what a new one's will be.
+    /// The open segment's size.
     capacity: u64,
-    segment_bytes: u64,
     uses: BTreeMap<u64, BTreeMap<GroupId, u64>>,
     purged: BTreeMap<GroupId, u64>,
     /// A purge was written since segments were last considered for deletion.
@@ -108,13 +107,7 @@ pub struct Writer {
 impl Writer {
     /// Register the metrics now, on the caller's thread, so they reach the
     /// recorder the caller sees.
-    pub fn new(
-        dir: PathBuf,
-        state: Arc<Mutex<LogState>>,
-        prepare: Preparer,
-        segment_bytes: u64,
-        resume: Resume,
-    ) -> Self {
+    pub fn new(dir: PathBuf, state: Arc<Mutex<LogState>>, prepare: Preparer, resume: Resume) -> Self {
         let metrics = Metrics {
             fsyncs: metrics::counter!("idem_log_fsyncs_total"),
             batch: metrics::histogram!("idem_log_fsync_batch_size"),
@@ -129,7 +122,6 @@ impl Writer {
             buf: Vec::new(),
             buf_at: offset,
             capacity,
-            segment_bytes,
             uses,
             purged,
             purge_written: false,
@@ -257,15 +249,15 @@ impl Writer {
         if let Some((_, file)) = self.active.clone() {
             self.sync(&file)?;
         }
-        let (file, tmp) = self.prepare.take()?;
+        let prepared = self.prepare.take()?;
         let path = lock(&self.state).map_err(io::Error::other)?.segment_path(seq);
-        std::fs::rename(&tmp, &path)?;
+        std::fs::rename(&prepared.path, &path)?;
         sync_dir(&self.dir)?;
-        let file = Arc::new(file);
+        let file = Arc::new(prepared.file);
         lock(&self.state).map_err(io::Error::other)?.register(seq, file.clone());
         self.active = Some((seq, file));
         self.buf_at = 0;
-        self.capacity = self.segment_bytes;
+        self.capacity = prepared.len;
         self.uses.entry(seq).or_default();
         Ok(())
     }
