@@ -61,10 +61,10 @@ pub struct Group {
     /// Every slot from this index on holds its entry; those before do not.
     cached_from: u64,
     cached_bytes: u64,
-    /// The last log id a checkpoint reported when replay held no entries of
+    /// The last index a checkpoint reported when replay held no entries of
     /// this group: entries up to it lay in segments deleted after a purge that
     /// must cover them (`check_replayed` makes sure); the next one follows it.
-    floor: Option<LogId>,
+    floor: Option<u64>,
 }
 
 /// One group's part of a checkpoint record.
@@ -88,14 +88,15 @@ impl Group {
 
     /// The last entry's id, or the purged id when every entry is gone.
     pub fn last_log_id(&self) -> Option<LogId> {
-        self.slots.back().map(|s| s.log_id).or(self.floor.max(self.meta.purged))
+        self.slots.back().map(|s| s.log_id).or(self.meta.purged)
     }
 
     /// The only index the next entry may have, if the group has any history.
     pub fn expect_next(&self, index: u64) -> Result<(), String> {
-        match self.last_log_id() {
-            Some(last) if last.index + 1 != index => {
-                Err(format!("entry {index} does not follow the last log id {last}: the log would have a hole"))
+        let purged = self.meta.purged.map(|p| p.index);
+        match self.slots.back().map(|s| s.log_id.index).or(self.floor.max(purged)) {
+            Some(last) if last + 1 != index => {
+                Err(format!("entry {index} does not follow the last index {last}: the log would have a hole"))
             }
             _ => Ok(()),
         }
@@ -124,8 +125,9 @@ impl Group {
         if let Some(purged) = c.meta.purged {
             self.purge(purged);
         }
-        if self.slots.is_empty() && c.last > self.meta.purged {
-            self.floor = c.last;
+        let last = c.last.map(|l| l.index);
+        if self.slots.is_empty() && last > self.meta.purged.map(|p| p.index) {
+            self.floor = last;
         }
     }
 
@@ -134,7 +136,7 @@ impl Group {
     /// purged id, as a live log's always do.
     pub fn check_replayed(&mut self) -> Result<(), String> {
         if let Some(floor) = self.floor.take() {
-            return Err(format!("entries up to {floor} are in no segment, yet were never purged"));
+            return Err(format!("entries up to index {floor} are in no segment, yet were never purged"));
         }
         match (self.meta.purged, self.first_index()) {
             (Some(p), Some(first)) if first != p.index + 1 => {
@@ -152,6 +154,9 @@ impl Group {
             }
         }
         self.cached_from = self.cached_from.min(index);
+        if self.floor.is_some_and(|f| f >= index) {
+            self.floor = index.checked_sub(1);
+        }
     }
 
     /// Drop entries up to `log_id`, and remember it as purged (never moving back).
@@ -160,7 +165,7 @@ impl Group {
             return;
         }
         self.meta.purged = Some(log_id);
-        if self.floor.is_some_and(|f| f.index <= log_id.index) {
+        if self.floor.is_some_and(|f| f <= log_id.index) {
             self.floor = None;
         }
         while self.slots.front().is_some_and(|s| s.log_id.index <= log_id.index) {

@@ -205,6 +205,26 @@ async fn an_unacknowledged_record_behind_a_torn_one_never_comes_back() {
     assert_eq!(last_log_id(&mut log).await, Some(log_id(1, 2)), "entry 3 stays gone");
 }
 
+/// Replay may start at a segment whose checkpoint follows entries that a
+/// truncation in that very segment then cuts back into the deleted ones.
+#[tokio::test]
+async fn a_truncation_reaching_into_deleted_segments_replays() {
+    let node = Node::new();
+    let mut log = node.open().expect("open");
+    append(&log, (1..=30).map(|i| entry(1, i))).await;
+    let open_segment = node.segments().pop().expect("a segment");
+    let last_before = entry_indexes(&open_segment)[0] - 1;
+    log.truncate(log_id(1, last_before - 1)).await.expect("truncate");
+    append(&log, (last_before - 1..=40).map(|i| entry(2, i))).await;
+    log.purge(log_id(2, last_before + 2)).await.expect("purge");
+    append(&log, [entry(2, 41)]).await;
+    assert_eq!(node.segments().first(), Some(&open_segment), "replay will start at its checkpoint");
+    drop(log);
+    let mut log = node.open().expect("reopen");
+    let expected: Vec<Entry> = (last_before + 3..=41).map(|i| entry(2, i)).collect();
+    assert_eq!(all_entries(&mut log).await, expected);
+}
+
 #[tokio::test]
 async fn a_bad_record_in_an_older_segment_refuses_to_open() {
     let node = Node::new();
