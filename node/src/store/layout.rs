@@ -4,9 +4,13 @@
 
 use crate::registry::RecordId;
 
-/// Raft log entries, keyed by big-endian index.
+/// The Raft log's own directory under the data dir (its format: `DESIGN.md`).
+pub const LOG_DIR: &str = "raft-log";
+
+/// Where sled held the Raft log before `LOG_DIR` existed; read only to import
+/// an older data dir, then dropped. Entries keyed by big-endian index.
 pub const LOG_TREE: &str = "log";
-/// Vote, committed log id and last purged log id.
+/// The old vote, committed log id and last purged log id (same import).
 pub const RAFT_META_TREE: &str = "raft_meta";
 /// Which state-machine tree is current, and the current snapshot.
 pub const ROOT_TREE: &str = "root";

@@ -96,6 +96,12 @@ impl StateMachineStore {
         self.view.clone()
     }
 
+    /// The write-back's controls: freezing it with `durable` makes the
+    /// applied state durable in sled.
+    pub fn writeback(&self) -> Control {
+        self.writeback.control()
+    }
+
     fn snapshot_path(&self, file: &str) -> PathBuf {
         self.snapshot_dir.join(file)
     }

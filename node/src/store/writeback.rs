@@ -158,17 +158,22 @@ impl Control {
     /// Stop writing back (waiting out a write in progress) until the guard
     /// drops. With `durable`, everything applied so far is first written
     /// into the tree and synced to disk, so the tree holds exactly the
-    /// applied state, durably. Blocks: call it off the async runtime.
+    /// applied state, durably; unless the tree is frozen already, when it
+    /// stays as it is (and durable). Blocks: call it off the async runtime.
     pub fn freeze(&self, durable: bool) -> Result<Frozen, StorageError> {
         let shared = &self.0;
         let mut ctl = shared.lock();
         ctl.frozen += 1;
+        // Under another freeze the tree must not change (a snapshot may be
+        // streaming it), and it is already durable: a durable freeze wrote
+        // and synced it, an install synced the tree it loaded.
+        let alone = ctl.frozen == 1;
         let frozen = Frozen { shared: shared.clone() };
         while ctl.busy {
             ctl = shared.cond.wait(ctl).unwrap_or_else(|p| p.into_inner());
         }
         drop(ctl);
-        if durable {
+        if durable && alone {
             shared.write_back()?;
             shared.db.flush().map_err(io)?;
             sync_files(&shared.db_dir).map_err(io)?;
