@@ -98,7 +98,8 @@ pub async fn run(app: Arc<App>, Queue(mut rx): Queue) {
 /// batch holding forwarded operations is not forwarded again: on a node that
 /// lost leadership meanwhile it fails, and its callers retry.
 async fn propose(app: &App, batch: Vec<Pending>, size: usize) {
-    metrics::histogram!("idem_proposal_batch_ops").record(size as f64);
+    static OPS: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
+    OPS.get_or_init(|| metrics::histogram!("idem_proposal_batch_ops")).record(size as f64);
     let mut ops = Vec::with_capacity(size);
     let mut replies = Vec::with_capacity(batch.len());
     let mut may_forward = true;
