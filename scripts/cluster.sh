@@ -13,7 +13,9 @@
 # Environment: IDEM_BASE_PORT (default 7000; node i listens on BASE+i),
 # IDEM_DATA (default ./data/cluster; node i keeps $IDEM_DATA/node-i),
 # IDEM_NODE_BIN (default: target/release/idem-node, built when missing),
-# IDEM_READY_TIMEOUT (seconds, default 30). Every failure exits non-zero with one line.
+# IDEM_READY_TIMEOUT (seconds, default 30), IDEM_SECURE=1 (on a fresh start:
+# TLS, mutual TLS between nodes and tokens, made under $IDEM_DATA; a cluster
+# started so stays secure). Every failure exits non-zero with one line.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -38,6 +40,33 @@ check_id() {
 
 pid_of() { local f; f="$(pid_file "$1")"; live_pid "$f"; }
 
+# A secure cluster (IDEM_SECURE=1 at its first start) keeps its CA, node
+# certificates and tokens under $DATA, and is spoken to over https.
+secure_mark() { echo "$DATA/secure"; }
+is_secure() { [[ -f "$(secure_mark)" ]]; }
+url_of() { if is_secure; then echo "https://$(addr_of "$1")"; else echo "http://$(addr_of "$1")"; fi; }
+# curl that trusts the cluster's CA and, for /v1 calls, sends the admin token.
+node_curl() {
+  if is_secure; then
+    curl --cacert "$DATA/tls/ca.pem" -H "Authorization: Bearer $(cat "$DATA/admin.token")" "$@"
+  else
+    curl "$@"
+  fi
+}
+
+# Certificates for nodes 1..N and a token file with an admin token and a
+# token for namespace demo, all made by idem-node itself.
+make_secure() {
+  local n="$1"
+  "$BIN" certs --out "$DATA/tls" --nodes "$n" --host 127.0.0.1,localhost >/dev/null || die "making certificates failed"
+  local admin demo
+  admin="$("$BIN" token --name admin --admin --token-out "$DATA/admin.token")" || die "making a token failed"
+  demo="$("$BIN" token --name demo --grant demo=read,write,delete --token-out "$DATA/demo.token")" \
+    || die "making a token failed"
+  printf '{"tokens":[%s,%s]}\n' "$admin" "$demo" >"$DATA/tokens.json"
+  touch "$(secure_mark)"
+}
+
 ensure_binary() {
   if [[ ! -x "$BIN" ]]; then
     echo "building idem-node (release)..." >&2
@@ -50,7 +79,12 @@ start_one() {
   local i="$1" n; n="$(cat "$(size_file)")"
   if pid_of "$i" >/dev/null; then return 0; fi
   mkdir -p "$(dir_of "$i")"
-  IDEM_ID="$i" IDEM_LISTEN="$(addr_of "$i")" IDEM_ADVERTISE="$(addr_of "$i")" \
+  local secure=()
+  if is_secure; then
+    secure=(IDEM_TLS_CERT="$DATA/tls/node-$i.pem" IDEM_TLS_KEY="$DATA/tls/node-$i.key"
+      IDEM_TLS_CA="$DATA/tls/ca.pem" IDEM_AUTH_FILE="$DATA/tokens.json")
+  fi
+  env "${secure[@]}" IDEM_ID="$i" IDEM_LISTEN="$(addr_of "$i")" IDEM_ADVERTISE="$(addr_of "$i")" \
     IDEM_DATA_DIR="$(dir_of "$i")" IDEM_INITIAL_CLUSTER="$(initial_cluster "$n")" \
     nohup "$BIN" >>"$DATA/node-$i.log" 2>&1 </dev/null &
   echo $! >"$(pid_file "$i")"
@@ -59,7 +93,7 @@ start_one() {
 wait_ready() {
   local deadline=$((SECONDS + READY_TIMEOUT)) i
   for i in "$@"; do
-    until curl -fsS -o /dev/null "http://$(addr_of "$i")/readyz" 2>/dev/null; do
+    until node_curl -fsS -o /dev/null "$(url_of "$i")/readyz" 2>/dev/null; do
       pid_of "$i" >/dev/null || die "node $i exited; see $DATA/node-$i.log"
       (( SECONDS < deadline )) || die "node $i not ready within ${READY_TIMEOUT}s; see $DATA/node-$i.log"
       sleep 0.2
@@ -77,11 +111,18 @@ cmd_start() {
     die "$DATA holds a cluster of $(cat "$(size_file)") nodes; use that size or clean first"
   fi
   ensure_binary
+  if [[ "${IDEM_SECURE:-0}" == 1 ]] && ! is_secure; then
+    [[ -f "$(size_file)" ]] && die "$DATA holds a cluster started without IDEM_SECURE; clean it first"
+    make_secure "$n"
+  fi
   echo "$n" >"$(size_file)"
   local i ids=()
   for ((i = 1; i <= n; i++)); do start_one "$i"; ids+=("$i"); done
   wait_ready "${ids[@]}"
-  for i in "${ids[@]}"; do echo "node $i: http://$(addr_of "$i")"; done
+  for i in "${ids[@]}"; do echo "node $i: $(url_of "$i")"; done
+  if is_secure; then
+    echo "secure: CA $DATA/tls/ca.pem, admin token $DATA/admin.token, demo token $DATA/demo.token"
+  fi
 }
 
 cmd_stop() {
@@ -121,12 +162,12 @@ cmd_start_node() {
   start_one "$i"
   # A lone node cannot be ready without a quorum; wait for it to serve.
   local deadline=$((SECONDS + READY_TIMEOUT))
-  until curl -fsS -o /dev/null "http://$(addr_of "$i")/healthz" 2>/dev/null; do
+  until node_curl -fsS -o /dev/null "$(url_of "$i")/healthz" 2>/dev/null; do
     pid_of "$i" >/dev/null || die "node $i exited; see $DATA/node-$i.log"
     (( SECONDS < deadline )) || die "node $i not serving within ${READY_TIMEOUT}s"
     sleep 0.1
   done
-  echo "node $i: http://$(addr_of "$i")"
+  echo "node $i: $(url_of "$i")"
 }
 
 json_field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p"; }
@@ -139,7 +180,7 @@ cmd_status() {
   for ((i = 1; i <= n; i++)); do
     if ! pid="$(pid_of "$i")"; then echo "$i down"; continue; fi
     if [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" == T* ]]; then echo "$i $pid paused"; continue; fi
-    body="$(curl -fsS --max-time 2 "http://$(addr_of "$i")/v1/cluster" 2>/dev/null || true)"
+    body="$(node_curl -fsS --max-time 2 "$(url_of "$i")/v1/cluster" 2>/dev/null || true)"
     if [[ -z "$body" ]]; then echo "$i $pid unreachable"; continue; fi
     local leader term applied
     leader="$(json_field leader_id <<<"$body")"

@@ -23,6 +23,12 @@ pub enum Error {
     /// The body is over the node's limit.
     #[error("request too large")]
     TooLarge,
+    /// Tokens are on and this client sent none, or one the cluster does not know.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The token lacks the grant for this namespace or operation.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// No leader or quorum, and the retry budget is spent. The outcome of a
     /// write is unknown: retrying the same call (same `claim_id`) is safe.
     #[error("registry unavailable: {0}")]
@@ -56,7 +62,9 @@ impl Error {
             ErrorCode::BadRequest => Error::BadRequest(error.message),
             ErrorCode::TooLarge => Error::TooLarge,
             ErrorCode::Unavailable => Error::Unavailable(error.message),
-            ErrorCode::MethodNotAllowed | ErrorCode::Internal | ErrorCode::InProgress => {
+            ErrorCode::Unauthorized => Error::Unauthorized(error.message),
+            ErrorCode::Forbidden => Error::Forbidden(error.message),
+            ErrorCode::MethodNotAllowed | ErrorCode::Internal | ErrorCode::InProgress | ErrorCode::RequestTimeout => {
                 Error::Unexpected { status, message: error.message }
             }
         }
@@ -79,6 +87,8 @@ mod tests {
         assert!(matches!(Error::from_answer(400, &body("bad_request")), Error::BadRequest(m) if m == "m"));
         assert!(matches!(Error::from_answer(413, &body("too_large")), Error::TooLarge));
         assert!(matches!(Error::from_answer(503, &body("unavailable")), Error::Unavailable(_)));
+        assert!(matches!(Error::from_answer(401, &body("unauthorized")), Error::Unauthorized(_)));
+        assert!(matches!(Error::from_answer(403, &body("forbidden")), Error::Forbidden(_)));
         assert!(matches!(Error::from_answer(500, &body("internal")), Error::Unexpected { status: 500, .. }));
         assert!(matches!(Error::from_answer(409, &body("in_progress")), Error::Unexpected { status: 409, .. }));
     }

@@ -135,6 +135,12 @@ pub enum ErrorCode {
     Fenced,
     MethodNotAllowed,
     Internal,
+    /// Tokens are on and the request has no valid bearer token (401).
+    Unauthorized,
+    /// The token lacks the grant, or a Raft RPC came without a peer certificate (403).
+    Forbidden,
+    /// The request's body did not arrive within the node's deadline (408).
+    RequestTimeout,
     /// Answered (409) only by the client's `IdempotencyLayer`, when another
     /// request with the same key still runs. The node never sends it: its
     /// claim answers a live holder with `{"outcome":"in_progress"}` instead.
@@ -152,6 +158,9 @@ impl ErrorCode {
             ErrorCode::Fenced => "fenced",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::InProgress => "in_progress",
         }
     }
@@ -449,6 +458,9 @@ mod tests {
             Fenced,
             MethodNotAllowed,
             Internal,
+            Unauthorized,
+            Forbidden,
+            RequestTimeout,
             InProgress,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str(), "{code:?}");

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::ServerState;
 
+use crate::auth::{Caller, Tokens};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::ConsensusError;
-use crate::network::{self, Unsent};
+use crate::error::ClusterError;
+use crate::network::{self, Forwarded, Group, Peers, Unsent};
 use crate::proposer::Proposer;
 use crate::registry::{Command, Op, Outcome, Request, Response};
 use crate::store::StateView;
@@ -76,8 +77,10 @@ pub struct App {
     pub committed: Arc<AtomicU64>,
     pub clock: Clock,
     pub config: Config,
-    /// Pooled client for forwarding requests to the leader.
-    pub http: reqwest::Client,
+    /// How this node reaches its peers (forwarding, Raft RPC).
+    pub peers: Peers,
+    /// The token file in force; `None` when tokens are off.
+    pub tokens: Option<Tokens>,
     proposer: Proposer,
     /// Monotonic ms (since `started`) of this node's last proposal; an idle
     /// leader ticks after it. Monotonic, so a skewed wall clock cannot stop ticks.
@@ -91,7 +94,8 @@ impl App {
         raft: Raft,
         view: Arc<StateView>,
         committed: Arc<AtomicU64>,
-        http: reqwest::Client,
+        peers: Peers,
+        tokens: Option<Tokens>,
         proposer: Proposer,
     ) -> Self {
         App {
@@ -101,7 +105,8 @@ impl App {
             committed,
             clock: Clock::default(),
             config,
-            http,
+            peers,
+            tokens,
             proposer,
             last_proposal_ms: AtomicU64::new(0),
             started: Instant::now(),
@@ -142,58 +147,75 @@ impl App {
 
     /// Replicate `ops` in one entry, together with whatever other operations
     /// wait (see [`crate::proposer`]), and answer their outcomes in order.
-    /// On a follower they go to the leader (see [`App::replicate`]).
-    pub async fn submit(&self, ops: Vec<Op>) -> Result<Vec<Outcome>, ConsensusError> {
-        self.submit_via(ops, true).await
+    /// On a follower they go to the leader (see [`App::replicate`]), with the
+    /// caller's token digest so the leader checks the caller again.
+    pub async fn submit(&self, ops: Vec<Op>, caller: &Caller) -> Result<Vec<Outcome>, ClusterError> {
+        self.submit_via(Group { caller: caller.digest(), ops }, true).await
     }
 
-    /// [`App::submit`] for operations a follower forwarded here: proposed
-    /// only if this node leads, never forwarded again.
-    pub async fn submit_forwarded(&self, ops: Vec<Op>) -> Result<Vec<Outcome>, ConsensusError> {
-        self.submit_via(ops, false).await
+    /// [`App::submit`] for operations a follower forwarded here (the caller
+    /// already checked): proposed only if this node leads, never forwarded again.
+    pub async fn submit_forwarded(&self, group: Group) -> Result<Vec<Outcome>, ClusterError> {
+        self.submit_via(group, false).await
     }
 
-    async fn submit_via(&self, ops: Vec<Op>, may_forward: bool) -> Result<Vec<Outcome>, ConsensusError> {
-        match tokio::time::timeout(self.config.request_timeout, self.proposer.submit(ops, may_forward)).await {
+    async fn submit_via(&self, group: Group, may_forward: bool) -> Result<Vec<Outcome>, ClusterError> {
+        match tokio::time::timeout(self.config.request_timeout, self.proposer.submit(group, may_forward)).await {
             Ok(answer) => answer,
-            Err(_) => Err(ConsensusError::Unavailable("no quorum within the request deadline".into())),
+            Err(_) => Err(ClusterError::Unavailable("no quorum within the request deadline".into())),
         }
     }
 
-    /// Replicate `ops` as one entry: proposed here when this node leads, else
-    /// (`may_forward`) sent to the leader over the node-to-node connection.
-    /// A leader that refuses the connection (it just died) never got them, so
-    /// they wait for the next leader and go once more.
-    pub async fn replicate(&self, ops: Vec<Op>, may_forward: bool) -> Result<Vec<Outcome>, ConsensusError> {
+    /// Replicate `groups` (`size` ops in all) as one entry: proposed here
+    /// when this node leads, else (`may_forward`) sent to the leader over the
+    /// node-to-node connection. A leader that refuses the connection (it just
+    /// died) never got them, so they wait for the next leader and go once more.
+    pub async fn replicate(&self, groups: Vec<Group>, size: usize, may_forward: bool) -> Forwarded {
         if self.is_leader() || !may_forward {
-            return self.propose(Command::Ops(ops)).await.map(|r| r.outcomes);
+            return self.propose_groups(groups, size).await;
         }
         let deadline = Instant::now() + self.config.request_timeout;
         let mut unreachable = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let Some((id, addr)) = self.leader(left, unreachable).await else {
-                return Err(ConsensusError::Unavailable("no leader is known".into()));
+                return Err(ClusterError::Unavailable("no leader is known".into()));
             };
             if id == self.id {
-                return self.propose(Command::Ops(ops)).await.map(|r| r.outcomes);
+                return self.propose_groups(groups, size).await;
             }
-            match network::forward(&self.http, &addr, &ops, left).await {
+            match network::forward(&self.peers, &addr, &groups, left).await {
                 Ok(answer) => return answer,
                 Err(Unsent(e)) if unreachable.is_none() => {
                     tracing::debug!(leader = id, error = %e, "leader unreachable; waiting for the next");
                     unreachable = Some(id);
                 }
                 Err(Unsent(e)) => {
-                    return Err(ConsensusError::Unavailable(format!("the leader is unreachable: {e}")));
+                    return Err(ClusterError::Unavailable(format!("the leader is unreachable: {e}")));
                 }
             }
         }
     }
 
+    /// Propose every group's ops as one entry and split the outcomes back.
+    async fn propose_groups(&self, groups: Vec<Group>, size: usize) -> Forwarded {
+        let mut ops = Vec::with_capacity(size);
+        let mut counts = Vec::with_capacity(groups.len());
+        for g in groups {
+            counts.push(g.ops.len());
+            ops.extend(g.ops);
+        }
+        let outcomes = self.propose(Command::Ops(ops)).await?.outcomes;
+        if outcomes.len() != size {
+            return Err(ClusterError::Unavailable("an entry applied with another number of outcomes".into()));
+        }
+        let mut outcomes = outcomes.into_iter();
+        Ok(counts.into_iter().map(|n| Ok(outcomes.by_ref().take(n).collect())).collect())
+    }
+
     /// Stamp `cmd` with this node's clock and replicate it as one entry;
     /// answers once a majority has it on disk and it is applied here.
-    pub async fn propose(&self, cmd: Command) -> Result<Response, ConsensusError> {
+    pub async fn propose(&self, cmd: Command) -> Result<Response, ClusterError> {
         let term = self.raft.metrics().borrow().current_term;
         let stamp_ms = self.clock.stamp(term, self.view.clock_ms(), self.view.observed());
         self.last_proposal_ms.store(self.monotonic_ms(), Ordering::Relaxed);
@@ -201,23 +223,23 @@ impl App {
         match tokio::time::timeout(self.config.request_timeout, write).await {
             Ok(Ok(resp)) => Ok(resp.data),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(ConsensusError::Unavailable("this node lost leadership".into()))
+                Err(ClusterError::Unavailable("this node lost leadership".into()))
             }
             Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(ConsensusError::Refused(e.to_string()))
+                Err(ClusterError::Refused(e.to_string()))
             }
-            Ok(Err(RaftError::Fatal(e))) => Err(ConsensusError::Unavailable(format!("raft stopped: {e}"))),
-            Err(_) => Err(ConsensusError::Unavailable("no quorum within the request deadline".into())),
+            Ok(Err(RaftError::Fatal(e))) => Err(ClusterError::Unavailable(format!("raft stopped: {e}"))),
+            Err(_) => Err(ClusterError::Unavailable("no quorum within the request deadline".into())),
         }
     }
 
     /// Confirm leadership with a quorum and wait until this node has applied
     /// everything committed before the read began.
-    pub async fn ensure_linearizable(&self) -> Result<(), ConsensusError> {
+    pub async fn ensure_linearizable(&self) -> Result<(), ClusterError> {
         match tokio::time::timeout(self.config.request_timeout, self.raft.ensure_linearizable()).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(ConsensusError::Unavailable(format!("cannot confirm leadership: {e}"))),
-            Err(_) => Err(ConsensusError::Unavailable("no quorum within the request deadline".into())),
+            Ok(Err(e)) => Err(ClusterError::Unavailable(format!("cannot confirm leadership: {e}"))),
+            Err(_) => Err(ClusterError::Unavailable("no quorum within the request deadline".into())),
         }
     }
 

@@ -16,7 +16,13 @@ pub enum LogFormat {
 
 /// A node of idem, the replicated idempotency-key registry.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "idem-node", version, about)]
+#[command(
+    name = "idem-node",
+    version,
+    about,
+    after_help = "Other commands: `idem-node certs --help` (a CA and node certificates), \
+                  `idem-node token --help` (a bearer token and its token-file entry)."
+)]
 pub struct Config {
     /// This node's id, unique in the cluster (1, 2, 3, ...).
     #[arg(long, env = "IDEM_ID")]
@@ -82,9 +88,47 @@ pub struct Config {
     /// Enable test-only endpoints (`POST /debug/clock-offset`). Never in production.
     #[arg(long, env = "IDEM_TEST_HOOKS", default_value_t = false)]
     pub test_hooks: bool,
+
+    /// PEM certificate chain: serve HTTPS on the port, and present it to peers.
+    /// Needs --tls-key and --tls-ca.
+    #[arg(long, env = "IDEM_TLS_CERT", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "IDEM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM certificate of the cluster's CA: peers must present a certificate
+    /// it signed to call Raft RPC or forward requests; peers are trusted only
+    /// through it.
+    #[arg(long, env = "IDEM_TLS_CA", requires = "tls_cert")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Token file (API.md, Security): every /v1 call then needs a bearer token
+    /// with the grant for what it does. SIGHUP reloads it.
+    #[arg(long, env = "IDEM_AUTH_FILE")]
+    pub auth_file: Option<PathBuf>,
+
+    /// Connections served at once; further ones are closed at once (and logged).
+    #[arg(long, env = "IDEM_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Time a client has to send a request's headers (and to finish a TLS
+    /// handshake); also how long a connection may sit idle between requests.
+    #[arg(long, env = "IDEM_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Time a client has to send a request's body once its headers are in.
+    #[arg(long, env = "IDEM_BODY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
 }
 
 impl Config {
+    /// Whether the node serves (and talks to its peers) over TLS.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+
     pub fn advertise_addr(&self) -> String {
         self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
     }

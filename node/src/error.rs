@@ -16,10 +16,11 @@ pub enum NodeError {
     Io(#[from] std::io::Error),
 }
 
-/// Why Raft did not carry out a proposal or confirm a linearizable read.
-/// Serializable: a leader answers it to the follower that forwarded the proposal.
+/// Why the cluster did not carry out a proposal or confirm a linearizable
+/// read. Serializable: a leader answers it to the follower that forwarded
+/// the proposal.
 #[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
-pub enum ConsensusError {
+pub enum ClusterError {
     /// No leader or no quorum in time, or leadership lost meanwhile: the
     /// outcome of a write is unknown and a retry must be safe.
     #[error("{0}")]
@@ -28,4 +29,8 @@ pub enum ConsensusError {
     /// nothing was changed.
     #[error("{0}")]
     Refused(String),
+    /// The leader, checking a forwarded caller's token again, refused it
+    /// (its token file says otherwise than the follower's); nothing was changed.
+    #[error("{0}")]
+    Forbidden(String),
 }

@@ -12,6 +12,8 @@
 //! - [`proposer`]: group commit: concurrent operations coalesced into one entry.
 //! - [`types`]: openraft's type configuration and aliases.
 //! - [`codec`]: the one bincode configuration (log, state, snapshots, Raft RPC).
+//! - [`serve`]: the HTTP server loop: TLS, connection cap, header deadline.
+//! - [`tls`], [`auth`]: TLS material and mutual TLS between nodes; bearer tokens and grants.
 //! - [`config`], [`clock`], [`telemetry`], [`ticker`], [`error`].
 
 // openraft's StorageError and the registry's refusals are returned by value:
@@ -20,6 +22,8 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
+pub mod certs;
 pub mod clock;
 pub mod codec;
 pub mod config;
@@ -27,9 +31,11 @@ pub mod error;
 pub mod network;
 pub mod proposer;
 pub mod registry;
+pub mod serve;
 pub mod store;
 pub mod telemetry;
 pub mod ticker;
+pub mod tls;
 pub mod types;
 
 use std::collections::BTreeMap;
@@ -38,8 +44,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::App;
+use auth::Tokens;
 use config::Config;
 use error::NodeError;
+use tls::Tls;
 use types::{NodeAddr, Raft};
 
 fn raft_config(config: &Config) -> Result<openraft::Config, NodeError> {
@@ -86,6 +94,61 @@ async fn initialize(raft: &Raft, config: &Config) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// How long a pooled connection to a peer may idle: below the peers'
+/// `--header-timeout` default, so a node reuses a connection before the
+/// other side closes it for idleness rather than racing it.
+const PEER_POOL_IDLE: Duration = Duration::from_secs(5);
+
+/// The HTTP client a node speaks to its peers with: pooled, and with TLS
+/// its own certificate and the cluster CA.
+fn peer_client(tls: Option<&Tls>) -> Result<network::Peers, NodeError> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .pool_idle_timeout(PEER_POOL_IDLE)
+        .tcp_nodelay(true);
+    if let Some(tls) = tls {
+        builder = builder.use_preconfigured_tls(tls.client.clone()).https_only(true);
+    }
+    let http = builder.build().map_err(|e| NodeError::Config(e.to_string()))?;
+    Ok(network::Peers::new(http, tls.is_some()))
+}
+
+/// One clear warning when a node serves beyond loopback without TLS or tokens.
+fn warn_if_exposed(config: &Config) {
+    let ip = config.listen.ip();
+    if ip.is_loopback() {
+        return;
+    }
+    let missing: Vec<&str> = [(config.tls_cert.is_none(), "TLS"), (config.auth_file.is_none(), "tokens")]
+        .into_iter()
+        .filter_map(|(off, what)| off.then_some(what))
+        .collect();
+    if !missing.is_empty() {
+        tracing::warn!(
+            listen = %config.listen,
+            "serving on a non-loopback address without {}: anyone who reaches this port can {}; \
+             see the README's \"Running securely\"",
+            missing.join(" or "),
+            "call Raft RPC and read or change every record"
+        );
+    }
+}
+
+/// Reload the token file on every SIGHUP; a file that fails to parse leaves
+/// the tokens in force.
+fn reload_tokens_on_sighup(app: Arc<App>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let Some(tokens) = &app.tokens else { continue };
+            match tokens.reload() {
+                Ok(n) => tracing::info!(tokens = n, "token file reloaded"),
+                Err(e) => tracing::error!(error = %e, "token file not reloaded; the tokens in force stay"),
+            }
+        }
+    }))
+}
+
 /// Run a node on `listener` until `shutdown` resolves, then stop gracefully:
 /// finish in-flight requests, then shut Raft down.
 pub async fn run(
@@ -94,27 +157,39 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     telemetry::install_metrics();
+    let tls = match (&config.tls_cert, &config.tls_key, &config.tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(Tls::load(cert, key, ca).map_err(NodeError::Config)?),
+        (None, None, None) => None,
+        _ => return Err(NodeError::Config("--tls-cert, --tls-key and --tls-ca go together".into())),
+    };
+    let tokens = config.auth_file.as_deref().map(Tokens::load).transpose().map_err(NodeError::Config)?;
+    warn_if_exposed(&config);
     let (log, sm) = store::open(&config.data_dir, config.cache_mb * 1024 * 1024)?;
     let view = sm.view();
     let committed = log.committed_index();
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| NodeError::Config(e.to_string()))?;
-    let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network::Network::new(http.clone()), log, sm)
+    let peers = peer_client(tls.as_ref())?;
+    let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network::Network::new(peers.clone()), log, sm)
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
     initialize(&raft, &config).await?;
+    let limits = serve::Limits { max_connections: config.max_connections, header_timeout: config.header_timeout };
     let (proposer, queue) = proposer::Proposer::new();
-    let app = Arc::new(App::new(config, raft.clone(), view, committed, http, proposer));
+    let app = Arc::new(App::new(config, raft.clone(), view, committed, peers, tokens, proposer));
     let proposals = tokio::spawn(proposer::run(app.clone(), queue));
     let ticker = tokio::spawn(ticker::run(app.clone()));
-    tracing::info!(id = app.id, listen = %listener.local_addr()?, advertise = %app.config.advertise_addr(), "serving");
-    let served = axum::serve(listener, api::router(app.clone())).with_graceful_shutdown(shutdown).await;
+    let reloads = reload_tokens_on_sighup(app.clone())?;
+    tracing::info!(
+        id = app.id,
+        listen = %listener.local_addr()?,
+        advertise = %app.config.advertise_addr(),
+        tls = tls.is_some(),
+        tokens = app.tokens.is_some(),
+        "serving"
+    );
+    let served = serve::serve(listener, tls.map(|t| t.server), api::router(app.clone()), limits, shutdown).await;
     ticker.abort();
     proposals.abort();
+    reloads.abort();
     tracing::info!("shutting down raft");
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");

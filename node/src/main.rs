@@ -1,6 +1,10 @@
 //! `idem-node`: parse flags, set up logging, run until SIGTERM or Ctrl-C.
+//! `idem-node certs` and `idem-node token` make TLS material and tokens.
+
+use std::process::ExitCode;
 
 use clap::Parser;
+use idem_node::certs::{certs, token, CertsArgs, TokenArgs};
 use idem_node::config::Config;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -14,10 +18,36 @@ async fn shutdown_signal() {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn node() -> anyhow::Result<()> {
     let config = Config::parse();
     idem_node::telemetry::init_logging(config.log_format, &config.log);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     idem_node::run(config, listener, shutdown_signal()).await?;
     Ok(())
+}
+
+/// A one-shot command's result as an exit status, its error on stderr.
+fn one_shot(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("idem-node: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    match args.nth(1).as_ref().and_then(|a| a.to_str()) {
+        Some("certs") => one_shot(certs(&CertsArgs::parse_from(std::env::args_os().skip(1)))),
+        Some("token") => one_shot(token(&TokenArgs::parse_from(std::env::args_os().skip(1)))),
+        _ => match node() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("idem-node: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
 }

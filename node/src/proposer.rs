@@ -15,8 +15,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::app::App;
-use crate::error::ConsensusError;
-use crate::registry::{Op, Outcome, MAX_OPS_PER_ENTRY};
+use crate::error::ClusterError;
+use crate::network::Group;
+use crate::registry::{Outcome, MAX_OPS_PER_ENTRY};
 
 /// Entries handed to Raft and not yet answered. One is being flushed while
 /// the next is appended; more only make each entry smaller.
@@ -25,12 +26,12 @@ const IN_FLIGHT: usize = 2;
 /// Requests that may wait for a batch before submitters feel back-pressure.
 const QUEUE: usize = 8192;
 
-type Answer = Result<Vec<Outcome>, ConsensusError>;
+type Answer = Result<Vec<Outcome>, ClusterError>;
 
 /// One request's operations (one for a single call, up to a batch's 1000),
 /// kept together in one entry and answered together.
 struct Pending {
-    ops: Vec<Op>,
+    group: Group,
     /// False for operations a follower forwarded here: they must not travel on.
     may_forward: bool,
     reply: oneshot::Sender<Answer>,
@@ -51,11 +52,11 @@ impl Proposer {
 
     /// Propose `ops` in one entry (with whatever else is waiting) and answer
     /// their outcomes in order. At most [`MAX_OPS_PER_ENTRY`] ops.
-    pub async fn submit(&self, ops: Vec<Op>, may_forward: bool) -> Answer {
-        debug_assert!(!ops.is_empty() && ops.len() <= MAX_OPS_PER_ENTRY);
+    pub async fn submit(&self, group: Group, may_forward: bool) -> Answer {
+        debug_assert!(!group.ops.is_empty() && group.ops.len() <= MAX_OPS_PER_ENTRY);
         let (reply, answer) = oneshot::channel();
-        let stopped = || ConsensusError::Unavailable("the node is shutting down".into());
-        self.tx.send(Pending { ops, may_forward, reply }).await.map_err(|_| stopped())?;
+        let stopped = || ClusterError::Unavailable("the node is shutting down".into());
+        self.tx.send(Pending { group, may_forward, reply }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -76,14 +77,14 @@ pub async fn run(app: Arc<App>, Queue(mut rx): Queue) {
                 None => return,
             },
         };
-        let mut size = first.ops.len();
+        let mut size = first.group.ops.len();
         let mut batch = vec![first];
         while let Ok(next) = rx.try_recv() {
-            if size + next.ops.len() > MAX_OPS_PER_ENTRY {
+            if size + next.group.ops.len() > MAX_OPS_PER_ENTRY {
                 carried = Some(next);
                 break;
             }
-            size += next.ops.len();
+            size += next.group.ops.len();
             batch.push(next);
         }
         let app = app.clone();
@@ -98,34 +99,22 @@ pub async fn run(app: Arc<App>, Queue(mut rx): Queue) {
 /// batch holding forwarded operations is not forwarded again: on a node that
 /// lost leadership meanwhile it fails, and its callers retry.
 async fn propose(app: &App, batch: Vec<Pending>, size: usize) {
-    static OPS: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
     OPS.get_or_init(|| metrics::histogram!("idem_proposal_batch_ops")).record(size as f64);
-    let mut ops = Vec::with_capacity(size);
-    let mut replies = Vec::with_capacity(batch.len());
-    let mut may_forward = true;
-    for p in batch {
-        may_forward &= p.may_forward;
-        replies.push((p.ops.len(), p.reply));
-        ops.extend(p.ops);
-    }
-    match app.replicate(ops, may_forward).await {
-        Ok(outcomes) => {
-            let mut outcomes = outcomes.into_iter();
-            for (n, reply) in replies {
-                let mine: Vec<Outcome> = outcomes.by_ref().take(n).collect();
-                let answer = if mine.len() == n {
-                    Ok(mine)
-                } else {
-                    Err(ConsensusError::Unavailable("an entry applied with fewer outcomes than ops".into()))
-                };
+    let may_forward = batch.iter().all(|p| p.may_forward);
+    let (groups, replies): (Vec<Group>, Vec<_>) = batch.into_iter().map(|p| (p.group, p.reply)).unzip();
+    match app.replicate(groups, size, may_forward).await {
+        Ok(answers) => {
+            for (reply, answer) in replies.into_iter().zip(answers) {
                 // The submitter may have given up (its client hung up); nothing to do.
                 let _ = reply.send(answer);
             }
         }
         Err(e) => {
-            for (_, reply) in replies {
+            for reply in replies {
                 let _ = reply.send(Err(e.clone()));
             }
         }
     }
 }
+
+static OPS: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();

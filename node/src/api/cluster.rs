@@ -4,12 +4,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::Json;
+use axum::{Extension, Json};
 use idem_client::proto::{AddLearnerRequest, ChangeVotersRequest, ClusterStatus, Member};
 
+use super::auth;
 use super::error::ApiError;
 use super::extract::JsonBody;
 use crate::app::App;
+use crate::auth::Caller;
 use crate::types::{NodeAddr, NodeId};
 
 pub async fn status(State(app): State<Arc<App>>) -> Json<ClusterStatus> {
@@ -33,8 +35,10 @@ fn membership_error(e: impl std::fmt::Display) -> ApiError {
 /// Add a learner and wait until it has caught up with the log.
 pub async fn add_learner(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     JsonBody(req): JsonBody<AddLearnerRequest>,
 ) -> Result<Json<ClusterStatus>, ApiError> {
+    auth::admin(&caller)?;
     if req.addr.trim().is_empty() {
         return Err(ApiError::BadRequest("addr must be host:port".into()));
     }
@@ -44,8 +48,10 @@ pub async fn add_learner(
 
 pub async fn change_voters(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     JsonBody(req): JsonBody<ChangeVotersRequest>,
 ) -> Result<Json<ClusterStatus>, ApiError> {
+    auth::admin(&caller)?;
     let ids: BTreeSet<NodeId> = req.ids.into_iter().collect();
     if ids.is_empty() {
         return Err(ApiError::BadRequest("ids must name at least one voter".into()));

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use idem_client::proto::{ErrorBody, ErrorCode, ErrorDetail};
 
-use crate::error::ConsensusError;
+use crate::error::ClusterError;
 use crate::types::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,12 @@ pub enum ApiError {
     Fenced,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("a valid Authorization: Bearer token is required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the request body did not arrive within {0:?}")]
+    RequestTimeout(std::time::Duration),
     #[error("internal error")]
     Internal(String),
 }
@@ -45,6 +51,9 @@ impl ApiError {
             ApiError::FingerprintMismatch => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::FingerprintMismatch),
             ApiError::Fenced => (StatusCode::CONFLICT, ErrorCode::Fenced),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, ErrorCode::RequestTimeout),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
     }
@@ -75,11 +84,12 @@ impl From<StorageError> for ApiError {
     }
 }
 
-impl From<ConsensusError> for ApiError {
-    fn from(e: ConsensusError) -> Self {
+impl From<ClusterError> for ApiError {
+    fn from(e: ClusterError) -> Self {
         match e {
-            ConsensusError::Unavailable(m) => ApiError::Unavailable(m),
-            ConsensusError::Refused(m) => ApiError::BadRequest(m),
+            ClusterError::Unavailable(m) => ApiError::Unavailable(m),
+            ClusterError::Refused(m) => ApiError::BadRequest(m),
+            ClusterError::Forbidden(m) => ApiError::Forbidden(m),
         }
     }
 }
@@ -95,7 +105,12 @@ pub fn with_retry_after(mut resp: Response, seconds: Option<u64>) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry = self.retry_after_s();
-        with_retry_after((self.status(), Json(self.body())).into_response(), retry)
+        let unauthorized = matches!(self, ApiError::Unauthorized);
+        let mut resp = with_retry_after((self.status(), Json(self.body())).into_response(), retry);
+        if unauthorized {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
     }
 }
 
@@ -113,6 +128,9 @@ mod tests {
             (ApiError::FingerprintMismatch, 422, "fingerprint_mismatch"),
             (ApiError::Fenced, 409, "fenced"),
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
+            (ApiError::Unauthorized, 401, "unauthorized"),
+            (ApiError::Forbidden("x".into()), 403, "forbidden"),
+            (ApiError::RequestTimeout(std::time::Duration::from_secs(1)), 408, "request_timeout"),
             (ApiError::Internal("x".into()), 500, "internal"),
         ];
         for (err, status, code) in cases {

@@ -58,9 +58,16 @@ pub fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
     }
 }
 
-/// The body limit in force, set by `api::router` as a request extension.
+/// The body limit in force, set by [`limit_body`] as a request extension.
 #[derive(Clone, Copy)]
 pub struct BodyLimit(pub usize);
+
+/// How much body a route takes, and how long a client has to send it.
+#[derive(Clone, Copy)]
+pub struct BodyRules {
+    pub max_bytes: usize,
+    pub timeout: Duration,
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
@@ -78,17 +85,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// How long an over-limit body is read and dropped before the 413 goes out.
 const LINGER: Duration = Duration::from_secs(5);
 
-/// Read the body of every client request here, bounded, so an over-limit
-/// body gets the API's 413 whichever handler runs and however it is framed:
-/// at once when `Content-Length` declares too much, else as soon as the limit
-/// is passed. The handler then sees the body in memory.
-pub async fn limit_body(State(limit): State<usize>, req: Request, next: Next) -> axum::response::Response {
+/// Read the body of every request here, bounded in size and in time, so an
+/// over-limit body gets the API's 413 whichever handler runs and however it
+/// is framed (at once when `Content-Length` declares too much, else as soon
+/// as the limit is passed), and a body that trickles in too slowly a 408.
+/// The handler then sees the body in memory.
+pub async fn limit_body(State(rules): State<BodyRules>, req: Request, next: Next) -> axum::response::Response {
+    let limit = rules.max_bytes;
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     let (parts, body) = req.into_parts();
     let mut chunks = body.into_data_stream();
     let within = match declared {
         Some(n) if n > limit => Err(ApiError::TooLarge(limit)),
-        _ => collect(&mut chunks, limit, declared.unwrap_or(0)).await,
+        _ => match tokio::time::timeout(rules.timeout, collect(&mut chunks, limit, declared.unwrap_or(0))).await {
+            Ok(collected) => collected,
+            Err(_) => Err(ApiError::RequestTimeout(rules.timeout)),
+        },
     };
     match within {
         Ok(bytes) => {

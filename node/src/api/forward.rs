@@ -35,9 +35,10 @@ fn query(req: &Request) -> GetQuery {
     axum::extract::Query::<GetQuery>::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default()
 }
 
-/// Whether the request must be served by the leader.
-fn needs_leader(req: &Request) -> bool {
-    if req.headers().contains_key(FORWARDED_BY) {
+/// Whether the request must be served by the leader. A request a peer
+/// forwarded is served here; only a peer may say it forwarded one.
+fn needs_leader(app: &App, req: &Request) -> bool {
+    if req.headers().contains_key(FORWARDED_BY) && super::auth::from_peer(app, req) {
         return false;
     }
     let path = req.uri().path();
@@ -48,7 +49,7 @@ fn needs_leader(req: &Request) -> bool {
 }
 
 pub async fn to_leader(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    if !needs_leader(&req) {
+    if !needs_leader(&app, &req) {
         return next.run(req).await;
     }
     let deadline = Instant::now() + app.config.request_timeout;
@@ -93,13 +94,17 @@ enum Failed {
 async fn proxy(app: &App, leader: &str, parts: &Parts, body: Bytes, wait: Duration) -> Result<Response, Failed> {
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut out = app
+        .peers
         .http
-        .request(parts.method.clone(), format!("http://{leader}{path}"))
+        .request(parts.method.clone(), app.peers.url(leader, path))
         .header(FORWARDED_BY, app.id.to_string())
         .timeout(app.config.request_timeout + wait)
         .body(body);
-    if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
-        out = out.header(header::CONTENT_TYPE, ct.clone());
+    // The leader checks the caller's token again.
+    for name in [header::CONTENT_TYPE, header::AUTHORIZATION] {
+        if let Some(v) = parts.headers.get(&name) {
+            out = out.header(name, v.clone());
+        }
     }
     let resp = out.send().await.map_err(|e| {
         let err = ApiError::Unavailable(format!("forwarding to the leader failed: {e}"));
@@ -110,7 +115,7 @@ async fn proxy(app: &App, leader: &str, parts: &Parts, body: Bytes, wait: Durati
         }
     })?;
     let mut builder = Response::builder().status(resp.status());
-    for name in [header::CONTENT_TYPE, header::RETRY_AFTER] {
+    for name in [header::CONTENT_TYPE, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
         if let Some(v) = resp.headers().get(&name) {
             builder = builder.header(name, v.clone());
         }

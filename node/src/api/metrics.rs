@@ -11,9 +11,13 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use axum::Extension;
 use metrics::{Counter, Histogram};
 
+use super::auth;
+use super::error::ApiError;
 use crate::app::App;
+use crate::auth::Caller;
 use crate::registry::Outcome;
 use crate::telemetry;
 
@@ -98,7 +102,9 @@ pub fn count(outcome: &Outcome) {
     counter.increment(1);
 }
 
-pub async fn render(State(app): State<Arc<App>>) -> String {
+/// `GET /metrics`, for admins when tokens are on.
+pub async fn render(State(app): State<Arc<App>>, Extension(caller): Extension<Caller>) -> Result<String, ApiError> {
+    auth::admin(&caller)?;
     let s = app.status();
     let gauge = |name: &'static str, v: u64| metrics::gauge!(name).set(v as f64);
     gauge("idem_raft_term", s.term);
@@ -111,5 +117,5 @@ pub async fn render(State(app): State<Arc<App>>) -> String {
     gauge("idem_records_live", s.records);
     gauge("idem_records_expired_removed", s.expired_total);
     gauge("idem_clock_ms", s.clock_ms);
-    telemetry::install_metrics().render()
+    Ok(telemetry::install_metrics().render())
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface of a node: the client API of API.md, Raft RPC, health and
 //! metrics, all on one port.
 
+mod auth;
 mod batch;
 mod cluster;
 mod debug;
@@ -24,12 +25,15 @@ use axum::Router;
 
 use crate::app::App;
 use error::ApiError;
+use extract::BodyRules;
 
 /// Raft messages (log batches, snapshot chunks) may exceed the client body limit.
 const RAFT_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.max_body_bytes;
+    let client_body = BodyRules { max_bytes: limit, timeout: app.config.body_timeout };
+    let raft_body = BodyRules { max_bytes: RAFT_BODY_LIMIT, timeout: app.config.body_timeout };
     let client_api = Router::new()
         .route("/v1/ns/{ns}/keys/{key}/claim", post(keys::claim))
         .route("/v1/ns/{ns}/keys/{key}/checkpoint", post(keys::checkpoint))
@@ -40,21 +44,24 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/cluster", get(cluster::status))
         .route("/v1/cluster/learners", post(cluster::add_learner))
         .route("/v1/cluster/voters", post(cluster::change_voters))
+        .route("/metrics", get(metrics::render))
         .route_layer(from_fn_with_state(app.clone(), forward::to_leader))
         .route_layer(from_fn_with_state(app.clone(), forward::name_leader))
-        .route_layer(from_fn_with_state(limit, extract::limit_body))
+        .route_layer(from_fn_with_state(app.clone(), auth::authenticate))
+        .route_layer(from_fn_with_state(client_body, extract::limit_body))
         .layer(DefaultBodyLimit::max(limit));
-    let mut ops = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::render));
+    let mut open = Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
     if app.config.test_hooks {
-        ops = ops.route("/debug/clock-offset", post(debug::clock_offset));
+        open = open.route("/debug/clock-offset", post(debug::clock_offset));
     }
+    let raft = raft::routes()
+        .route_layer(from_fn_with_state(app.clone(), auth::peers_only))
+        .route_layer(from_fn_with_state(raft_body, extract::limit_body))
+        .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT));
     Router::new()
         .merge(client_api)
-        .merge(ops)
-        .merge(raft::routes().layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT)))
+        .merge(open)
+        .merge(raft)
         .fallback(|| async { ApiError::NotFound.into_response() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed.into_response() })
         .layer(from_fn(metrics::track_http))

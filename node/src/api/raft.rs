@@ -12,10 +12,12 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::resolve;
 use crate::app::App;
 use crate::codec::{decode, encode};
-use crate::network::{paths, BINCODE};
-use crate::registry::{Op, MAX_OPS_PER_ENTRY};
+use crate::error::ClusterError;
+use crate::network::{paths, Group, BINCODE};
+use crate::registry::{Outcome, MAX_OPS_PER_ENTRY};
 
 fn bincode_reply<T: Serialize>(value: &T) -> Response {
     match encode(value) {
@@ -50,16 +52,38 @@ async fn snapshot(State(app): State<Arc<App>>, body: Bytes) -> Response {
 }
 
 /// A follower's operations: proposed here if this node leads, else refused
-/// (the follower's callers retry); never forwarded a second time.
+/// (the follower's callers retry); never forwarded a second time. Each
+/// group's caller is checked again against this node's tokens.
 async fn forward(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    let ops: Vec<Op> = match parse(&body) {
-        Ok(ops) => ops,
+    let groups: Vec<Group> = match parse(&body) {
+        Ok(groups) => groups,
         Err(resp) => return resp,
     };
-    if ops.is_empty() || ops.len() > MAX_OPS_PER_ENTRY {
+    let size: usize = groups.iter().map(|g| g.ops.len()).sum();
+    if groups.iter().any(|g| g.ops.is_empty()) || size > MAX_OPS_PER_ENTRY {
         return (StatusCode::BAD_REQUEST, format!("1 to {MAX_OPS_PER_ENTRY} ops per forward")).into_response();
     }
-    bincode_reply(&app.submit_forwarded(ops).await)
+    let answers = groups.into_iter().map(|group| {
+        let app = app.clone();
+        async move {
+            recheck(&app, &group)?;
+            app.submit_forwarded(group).await
+        }
+    });
+    let answers: Vec<Result<Vec<Outcome>, ClusterError>> = futures::future::join_all(answers).await;
+    bincode_reply(&Ok::<_, ClusterError>(answers))
+}
+
+/// The forwarded caller may do every op of `group`, by this node's tokens.
+fn recheck(app: &App, group: &Group) -> Result<(), ClusterError> {
+    let Some(tokens) = &app.tokens else { return Ok(()) };
+    let refused = |why: String| ClusterError::Forbidden(format!("the leader refused the caller: {why}"));
+    let identity =
+        group.caller.and_then(|d| tokens.by_digest(&d)).ok_or_else(|| refused("no token it knows".into()))?;
+    match group.ops.iter().find(|op| !identity.allows(&op.id().ns, resolve::perm(op))) {
+        Some(op) => Err(refused(format!("token {:?} has no grant for {:?}", identity.name, op.id().ns))),
+        None => Ok(()),
+    }
 }
 
 pub fn routes() -> Router<Arc<App>> {

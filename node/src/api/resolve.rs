@@ -7,6 +7,7 @@ use idem_client::proto::{
 };
 
 use super::error::ApiError;
+use crate::auth::Perm;
 use crate::registry::{Op, RecordId};
 
 fn json_text(v: &serde_json::Value) -> String {
@@ -65,5 +66,13 @@ pub fn batch_op(op: BatchOp) -> Result<Op, ApiError> {
         BatchOp::Complete { ns, key, req } => complete(RecordId::new(ns, key), req),
         BatchOp::Release { ns, key, req } => Ok(release(RecordId::new(ns, key), req)),
         BatchOp::Delete { ns, key } => Ok(delete(RecordId::new(ns, key))),
+    }
+}
+
+/// The grant an operation needs (API.md, Security).
+pub fn perm(op: &Op) -> Perm {
+    match op {
+        Op::Claim { .. } | Op::Checkpoint { .. } | Op::Complete { .. } | Op::Release { .. } => Perm::Write,
+        Op::Delete { .. } => Perm::Delete,
     }
 }

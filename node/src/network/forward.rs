@@ -4,31 +4,44 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
+use crate::auth::TokenDigest;
 use crate::codec::{decode, encode};
-use crate::error::ConsensusError;
+use crate::error::ClusterError;
 use crate::registry::{Op, Outcome};
 
-use super::{paths, BINCODE};
+use super::{paths, Peers, BINCODE};
 
-/// What the leader answers: the outcomes in order, or why it proposed nothing.
-pub type Forwarded = Result<Vec<Outcome>, ConsensusError>;
+/// One request's operations and who sent them (the digest of the caller's
+/// token, when tokens are on), so the leader can check the caller again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub caller: Option<TokenDigest>,
+    pub ops: Vec<Op>,
+}
+
+/// What the leader answers: each group's outcomes in order or why it was
+/// refused, or why it proposed nothing at all.
+pub type Forwarded = Result<Vec<Result<Vec<Outcome>, ClusterError>>, ClusterError>;
 
 /// The operations never reached the leader (no connection), so they had no
 /// effect and may be sent to another.
 #[derive(Debug)]
 pub struct Unsent(pub String);
 
-/// Send `ops` to the leader at `addr` and wait up to `timeout` for its answer.
-/// A failure after the request may have been delivered is `Ok(Err(Unavailable))`:
-/// its outcome is unknown.
-pub async fn forward(http: &reqwest::Client, addr: &str, ops: &[Op], timeout: Duration) -> Result<Forwarded, Unsent> {
-    let unknown = |e: String| Ok(Err(ConsensusError::Unavailable(format!("forwarding to the leader failed: {e}"))));
-    let body = match encode(&ops) {
+/// Send `groups` to the leader at `addr` and wait up to `timeout` for its
+/// answer. A failure after the request may have been delivered is
+/// `Ok(Err(Unavailable))`: its outcome is unknown.
+pub async fn forward(peers: &Peers, addr: &str, groups: &[Group], timeout: Duration) -> Result<Forwarded, Unsent> {
+    let unknown = |e: String| Ok(Err(ClusterError::Unavailable(format!("forwarding to the leader failed: {e}"))));
+    let body = match encode(&groups) {
         Ok(body) => body,
         Err(e) => return unknown(e.to_string()),
     };
-    let sent = http
-        .post(format!("http://{addr}{}", paths::FORWARD))
+    let sent = peers
+        .http
+        .post(peers.url(addr, paths::FORWARD))
         .header(reqwest::header::CONTENT_TYPE, BINCODE)
         .timeout(timeout)
         .body(body)

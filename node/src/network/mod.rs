@@ -28,18 +28,38 @@ pub mod paths {
 
 mod forward;
 
-pub use forward::{forward, Forwarded, Unsent};
+pub use forward::{forward, Forwarded, Group, Unsent};
 
 pub const BINCODE: &str = "application/x-bincode";
 
+/// How a node reaches its peers: one pooled HTTP client (with this node's
+/// certificate when TLS is on) and the scheme every peer is spoken to in.
+/// With TLS it is `https` for every peer: never clear text.
+#[derive(Clone)]
+pub struct Peers {
+    pub http: reqwest::Client,
+    scheme: &'static str,
+}
+
+impl Peers {
+    pub fn new(http: reqwest::Client, tls: bool) -> Self {
+        Peers { http, scheme: if tls { "https" } else { "http" } }
+    }
+
+    /// The URL of `path_and_query` on the peer at `addr` (`host:port`).
+    pub fn url(&self, addr: &str, path_and_query: &str) -> String {
+        format!("{}://{addr}{path_and_query}", self.scheme)
+    }
+}
+
 #[derive(Clone)]
 pub struct Network {
-    http: reqwest::Client,
+    peers: Peers,
 }
 
 impl Network {
-    pub fn new(http: reqwest::Client) -> Self {
-        Network { http }
+    pub fn new(peers: Peers) -> Self {
+        Network { peers }
     }
 }
 
@@ -47,7 +67,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeAddr) -> Self::Network {
-        PeerClient { http: self.http.clone(), target, base: format!("http://{}", node.addr) }
+        PeerClient { http: self.peers.http.clone(), target, base: self.peers.url(&node.addr, "") }
     }
 }
 

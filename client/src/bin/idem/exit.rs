@@ -9,6 +9,7 @@ pub const IN_PROGRESS: u8 = 3;
 pub const FENCED: u8 = 4;
 pub const NOT_FOUND: u8 = 5;
 pub const FINGERPRINT_MISMATCH: u8 = 6;
+pub const DENIED: u8 = 7;
 
 pub const HELP: &str = "\
 Exit codes:
@@ -18,7 +19,8 @@ Exit codes:
   3  in progress (someone else holds the key)
   4  fenced (the token no longer holds the key)
   5  not found
-  6  fingerprint mismatch";
+  6  fingerprint mismatch
+  7  unauthorized or forbidden (no valid token, or no grant for this)";
 
 pub fn code(e: &Error) -> u8 {
     match e {
@@ -26,6 +28,7 @@ pub fn code(e: &Error) -> u8 {
         Error::Fenced => FENCED,
         Error::NotFound => NOT_FOUND,
         Error::BadRequest(_) | Error::TooLarge => BAD_REQUEST,
+        Error::Unauthorized(_) | Error::Forbidden(_) => DENIED,
         Error::Unavailable(_) | Error::Transport(_) | Error::Unexpected { .. } => OTHER,
     }
 }
