@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::ServerState;
 
-use crate::auth::{Caller, Tokens};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::ClusterError;
+use crate::auth::{Caller, Tokens};
 use crate::network::{self, Forwarded, Group, Peers, Unsent};
 use crate::proposer::Proposer;
 use crate::registry::{Command, Op, Outcome, Request, Response};
@@ -184,7 +184,15 @@ impl App {
             if id == self.id {
                 return self.propose_groups(groups, size).await;
             }
-            match network::forward(&self.peers, &addr, &groups, left).await {
+            let sent = tokio::select! {
+                sent = network::forward(&self.peers, &addr, &groups, left) => sent,
+                // A leader that stops answering (paused, cut off) would hold
+                // these, and every batch behind them, until the deadline.
+                () = self.another_leader_than(id) => {
+                    return Err(ClusterError::Unavailable(format!("leader {id} was replaced while it had these")));
+                }
+            };
+            match sent {
                 Ok(answer) => return answer,
                 Err(Unsent(e)) if unreachable.is_none() => {
                     tracing::debug!(leader = id, error = %e, "leader unreachable; waiting for the next");
@@ -258,6 +266,19 @@ impl App {
             }
         };
         tokio::time::timeout(within, wait).await.ok().flatten()
+    }
+
+    /// Resolves once this node knows of a leader other than `id`.
+    async fn another_leader_than(&self, id: NodeId) {
+        let mut rx = self.raft.metrics();
+        loop {
+            if known_leader(&rx.borrow_and_update()).is_some_and(|l| l != id) {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
     }
 
     /// The address of the leader this node knows of, now.
