@@ -8,6 +8,7 @@
 //! answered. It moves to the next one on a connection error, a timeout or a
 //! 503, and never retries a decided answer (2xx, 4xx).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,7 +65,13 @@ pub struct Builder {
     request_timeout: Duration,
     policy: RetryPolicy,
     headers: HeaderMap,
+    ca_file: Option<PathBuf>,
+    token: Option<String>,
 }
+
+/// The environment variables a client reads, as the CLI does (API.md, Security).
+pub const CA_ENV: &str = "IDEM_CA";
+pub const TOKEN_ENV: &str = "IDEM_TOKEN";
 
 impl Builder {
     /// Time to establish a TCP connection to one endpoint (default 1 s).
@@ -93,17 +100,49 @@ impl Builder {
         Ok(self)
     }
 
-    /// `Authorization: Bearer <token>` on every request.
+    /// `Authorization: Bearer <token>` on every request (for an auth proxy
+    /// in front of idem; for idem's own tokens, [`Builder::token`]).
     pub fn bearer_auth(self, token: &str) -> Result<Self, Error> {
         self.header("authorization", &format!("Bearer {token}"))
     }
 
-    pub fn build(self) -> Result<Client, Error> {
+    /// The cluster's bearer token (API.md, Security). Default: `$IDEM_TOKEN`.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// A PEM file of the CA to trust for `https://` endpoints, beside the
+    /// usual roots (a cluster made with `idem-node certs` has its own CA).
+    /// Default: `$IDEM_CA`.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    pub fn build(mut self) -> Result<Client, Error> {
         if self.endpoints.is_empty() {
             return Err(Error::BadRequest("at least one endpoint is needed".into()));
         }
-        let http =
-            reqwest::Client::builder().connect_timeout(self.connect_timeout).default_headers(self.headers).build()?;
+        if let Some(token) = self.token.take() {
+            self = self.bearer_auth(&token)?;
+        }
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            // Below a node's default --header-timeout (10 s), which also ends
+            // idle connections: reuse one before the node closes it.
+            .pool_idle_timeout(Duration::from_secs(5))
+            .default_headers(self.headers);
+        if let Some(path) = &self.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| Error::BadRequest(format!("reading the CA file {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| Error::BadRequest(format!("{} holds no usable certificate: {e}", path.display())))?;
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http.build()?;
         let endpoints: Vec<String> = self.endpoints.into_iter().map(|e| e.trim_end_matches('/').to_owned()).collect();
         let authorities = endpoints.iter().map(|e| authority(e).to_owned()).collect();
         Ok(Client {
@@ -120,18 +159,23 @@ impl Builder {
 }
 
 impl Client {
-    /// Endpoints are base URLs of nodes, e.g. `http://10.0.0.1:7000`.
+    /// Endpoints are base URLs of nodes, e.g. `http://10.0.0.1:7000` or
+    /// `https://...`. The CA file and token default to `$IDEM_CA` and
+    /// `$IDEM_TOKEN`, as for the CLI.
     pub fn builder<I, S>(endpoints: I) -> Builder
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
         Builder {
             endpoints: endpoints.into_iter().map(Into::into).collect(),
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(5),
             policy: RetryPolicy::default(),
             headers: HeaderMap::new(),
+            ca_file: env(CA_ENV).map(PathBuf::from),
+            token: env(TOKEN_ENV),
         }
     }
 

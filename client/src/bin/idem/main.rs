@@ -6,6 +6,7 @@ mod cmd;
 mod exit;
 mod output;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -33,6 +34,12 @@ struct Cli {
     /// Total time for the command, retries across nodes included.
     #[arg(long, env = "IDEM_TIMEOUT", default_value = "20s", value_parser = args::duration, global = true)]
     timeout: Duration,
+    /// PEM file of the CA to trust for https:// endpoints (a secure cluster's ca.pem).
+    #[arg(long, env = "IDEM_CA", global = true)]
+    ca: Option<PathBuf>,
+    /// Bearer token for a cluster with tokens on.
+    #[arg(long, env = "IDEM_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: cmd::Command,
 }
@@ -42,10 +49,15 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = Output::new(cli.json);
     let policy = RetryPolicy { budget: cli.timeout, max_attempts: u32::MAX, ..RetryPolicy::default() };
-    let client = Client::builder(cli.endpoints)
-        .request_timeout(cli.timeout.min(Duration::from_secs(5)))
-        .retry_policy(policy)
-        .build();
+    let mut builder =
+        Client::builder(cli.endpoints).request_timeout(cli.timeout.min(Duration::from_secs(5))).retry_policy(policy);
+    if let Some(ca) = cli.ca {
+        builder = builder.ca_file(ca);
+    }
+    if let Some(token) = cli.token {
+        builder = builder.token(token);
+    }
+    let client = builder.build();
     let result = match client {
         Ok(client) => cli.command.run(&client, &out).await,
         Err(e) => Err(e),
