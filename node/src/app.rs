@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::ServerState;
 
+use crate::auth::{Caller, Tokens};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::ClusterError;
-use crate::auth::{Caller, Tokens};
 use crate::network::{self, Forwarded, Group, Peers, Unsent};
 use crate::proposer::Proposer;
 use crate::registry::{Command, Op, Outcome, Request, Response};

@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+
+use crate::Security;
 
 /// One HTTP answer: status, headers, and the body parsed as JSON (`Null` if it is not).
 #[derive(Debug, Clone)]
@@ -32,14 +34,24 @@ pub struct Api {
 
 impl Default for Api {
     fn default() -> Self {
-        Self::new()
+        Self::for_cluster(None)
     }
 }
 
 impl Api {
-    pub fn new() -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("http client");
-        Api { http }
+    /// A client for a cluster: with `security`, it trusts the cluster's CA and
+    /// sends its admin token (the token named `admin`).
+    pub fn for_cluster(security: Option<&Security>) -> Self {
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(20));
+        if let Some(s) = security {
+            let pem = std::fs::read(s.ca()).expect("the cluster CA");
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM certificate"));
+            let mut headers = HeaderMap::new();
+            let bearer = format!("Bearer {}", s.token("admin"));
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(&bearer).expect("a header value"));
+            builder = builder.default_headers(headers);
+        }
+        Api { http: builder.build().expect("http client") }
     }
 
     pub fn client(&self) -> &reqwest::Client {

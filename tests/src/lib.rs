@@ -20,13 +20,15 @@ use serde_json::Value;
 mod api;
 mod artifact;
 pub mod scenarios;
+pub mod security;
 pub use api::{Answer, Api};
 pub use artifact::workspace_artifact;
+pub use security::{RawConn, Security};
 
 /// How long the harness waits for a cluster to elect a leader or a node to serve.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn node_binary() -> PathBuf {
+pub(crate) fn node_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| workspace_artifact("IDEM_NODE_BIN", "idem-node", &["--bin", "idem-node"], "idem-node")).clone()
 }
@@ -48,6 +50,7 @@ pub struct TestCluster {
     initial_cluster: String,
     initial_size: usize,
     extra_args: Vec<String>,
+    security: Option<Security>,
     _dir: tempfile::TempDir,
     pub api: Api,
 }
@@ -59,8 +62,15 @@ impl TestCluster {
     }
 
     /// As [`TestCluster::start`], with extra `idem-node` flags for every node
-    /// (e.g. `["--snapshot-threshold", "50"]`).
+    /// (e.g. `["--snapshot-threshold", "50"]`). Secure when the environment
+    /// says so ([`Security::from_env`]).
     pub async fn start_with(n: usize, extra_args: &[&str]) -> TestCluster {
+        Self::start_secured(n, extra_args, Security::from_env()).await
+    }
+
+    /// A cluster with TLS, mutual TLS and tokens from `security` (or none);
+    /// the harness's own calls use its admin token.
+    pub async fn start_secured(n: usize, extra_args: &[&str], security: Option<Security>) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let nodes: Vec<Node> = (1..=n)
             .map(|i| Node {
@@ -81,8 +91,9 @@ impl TestCluster {
             initial_cluster,
             initial_size: n,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            api: Api::for_cluster(security.as_ref()),
+            security,
             _dir: dir,
-            api: Api::new(),
         };
         for id in cluster.ids() {
             cluster.spawn(id);
@@ -107,9 +118,28 @@ impl TestCluster {
         format!("127.0.0.1:{}", self.node(id).port)
     }
 
-    /// `http://127.0.0.1:PORT` of node `id` (ids start at 1).
+    /// `http://127.0.0.1:PORT` of node `id` (ids start at 1), `https` when secure.
     pub fn url(&self, id: u64) -> String {
-        format!("http://{}", self.addr(id))
+        let scheme = if self.security.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr(id))
+    }
+
+    /// A raw connection to node `id`, over TLS when the cluster is secure,
+    /// for tests that must control the bytes of a request.
+    pub async fn connect(&self, id: u64) -> Box<dyn RawConn> {
+        let tcp = tokio::net::TcpStream::connect(self.addr(id)).await.expect("connect");
+        let Some(security) = &self.security else { return Box::new(tcp) };
+        Box::new(security.wrap(tcp).await)
+    }
+
+    /// The `Authorization` header line the harness's own calls send, if any.
+    pub fn auth_header(&self) -> String {
+        self.security.as_ref().map_or(String::new(), |s| format!("Authorization: Bearer {}\r\n", s.token("admin")))
+    }
+
+    /// The material the cluster runs with, when secure.
+    pub fn security(&self) -> Option<&Security> {
+        self.security.as_ref()
     }
 
     pub fn urls(&self) -> Vec<String> {
@@ -138,7 +168,11 @@ impl TestCluster {
 
     fn spawn(&mut self, id: u64) {
         let initial = if id as usize <= self.initial_size { self.initial_cluster.clone() } else { String::new() };
-        let (addr, extra) = (self.addr(id), self.extra_args.clone());
+        let (addr, mut extra) = (self.addr(id), self.extra_args.clone());
+        if let Some(security) = &self.security {
+            assert!(id <= security::NODES, "secure test clusters have certificates for {} nodes", security::NODES);
+            extra.extend(security.node_args(id));
+        }
         let node = self.node_mut(id);
         let log = File::options().create(true).append(true).open(&node.log).expect("node log file");
         let child = Command::new(node_binary())
@@ -192,6 +226,11 @@ impl TestCluster {
         assert!(!self.is_up(id), "node {id} is still running");
         self.spawn(id);
         self.wait_serving(id).await;
+    }
+
+    /// SIGHUP node `id`: it reloads its token file.
+    pub fn hangup(&self, id: u64) {
+        self.signal(id, "-HUP");
     }
 
     pub fn pause(&self, id: u64) {

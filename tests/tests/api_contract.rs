@@ -169,13 +169,15 @@ async fn batch_is_applied_in_order_with_per_op_results() {
     assert_eq!((a.status.as_u16(), a.code()), (400, Some("bad_request")));
 }
 
-/// POST `size` bytes of spaces with chunked encoding over a raw connection,
-/// sending all of it before reading; returns the raw answer.
-async fn chunked_post(addr: &str, path: &str, size: usize) -> String {
+/// POST `size` bytes of spaces with chunked encoding over a raw connection
+/// to node `id`, sending all of it before reading; returns the raw answer.
+async fn chunked_post(c: &TestCluster, id: u64, path: &str, size: usize) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let head =
-        format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    let mut conn = c.connect(id).await;
+    let (addr, auth) = (c.addr(id), c.auth_header());
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
     conn.write_all(head.as_bytes()).await.expect("send head");
     let chunk = [format!("{:x}\r\n", 64 * 1024).into_bytes(), vec![b' '; 64 * 1024], b"\r\n".to_vec()].concat();
     for _ in 0..size / (64 * 1024) {
@@ -236,7 +238,7 @@ async fn bad_input_gets_4xx_and_the_node_keeps_serving() {
     }
     // No length up front: the node reads to the limit, then drains the rest,
     // so even a client that reads only once it has sent everything gets the 413.
-    let answer = chunked_post(&c.addr(f), "/v1/batch", 8 * 1024 * 1024).await;
+    let answer = chunked_post(&c, f, "/v1/batch", 8 * 1024 * 1024).await;
     assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("too_large"), "{answer}");
     // Still serving, nothing lost or half-written.
     claim_complete_replay(&c, f, "ns", "k").await;
