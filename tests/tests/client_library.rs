@@ -154,3 +154,22 @@ async fn without_quorum_the_client_reports_unavailable() {
     let got = client.claim("q", "k", ClaimRequest::default()).await;
     assert!(matches!(got, Err(Error::Unavailable(_))), "{got:?}");
 }
+
+#[tokio::test]
+async fn the_client_follows_the_leader_each_answer_names() {
+    let c = TestCluster::start(3).await;
+    let (leader, follower) = (c.leader().await, c.follower().await);
+    // The follower first: answers name the leader, whose address the client knows.
+    let mut urls = vec![c.url(follower)];
+    urls.extend(c.ids().into_iter().filter(|id| *id != follower).map(|id| c.url(id)));
+    let client = Client::new(urls).unwrap();
+    assert_eq!(client.current_endpoint(), c.url(follower));
+    let answer = c.post(follower, "/v1/ns/lead/keys/k1/claim", json!({})).await;
+    assert_eq!(idem_tests::header(&answer.headers, "idem-leader"), Some(c.addr(leader)));
+    client.claim("lead", "k2", ClaimRequest::default()).await.unwrap();
+    assert_eq!(client.current_endpoint(), c.url(leader), "the next call goes to the leader directly");
+    // A client that does not know the leader's address stays where it was.
+    let lone = Client::new([c.url(follower)]).unwrap();
+    lone.claim("lead", "k3", ClaimRequest::default()).await.unwrap();
+    assert_eq!(lone.current_endpoint(), c.url(follower));
+}

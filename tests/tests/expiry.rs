@@ -12,7 +12,9 @@ async fn abandoned_lease_is_taken_over_and_the_old_holder_is_fenced() {
     let c = TestCluster::start(3).await;
     let f = c.follower().await;
     let path = key_path("pay", "takeover");
-    let t1 = c.post(f, &format!("{path}/claim"), json!({"lease_ms": 300, "claim_id": "a"})).await.token();
+    // A lease long enough that a loaded machine still checkpoints and
+    // claims again within it.
+    let t1 = c.post(f, &format!("{path}/claim"), json!({"lease_ms": 1500, "claim_id": "a"})).await.token();
     c.post(
         f,
         &format!("{path}/checkpoint"),
@@ -23,7 +25,7 @@ async fn abandoned_lease_is_taken_over_and_the_old_holder_is_fenced() {
     assert_eq!(early.status, 409, "the lease is still live");
 
     // No traffic: the idle leader's ticks advance the clock past the lease.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     let taken = c.post(f, &format!("{path}/claim"), json!({"claim_id": "b", "lease_ms": 5000})).await;
     assert_eq!(taken.status, 201, "{:?}", taken.body);
     assert_eq!(taken.body["takeover"], true);
