@@ -37,9 +37,10 @@ struct Cli {
     /// PEM file of the CA to trust for https:// endpoints (a secure cluster's ca.pem).
     #[arg(long, env = "IDEM_CA", global = true)]
     ca: Option<PathBuf>,
-    /// Bearer token for a cluster with tokens on.
+    /// Bearer token for a cluster with tokens on (named apart from the
+    /// commands' fencing `--token`).
     #[arg(long, env = "IDEM_TOKEN", global = true, hide_env_values = true)]
-    token: Option<String>,
+    auth_token: Option<String>,
     #[command(subcommand)]
     command: cmd::Command,
 }
@@ -54,7 +55,7 @@ async fn main() -> ExitCode {
     if let Some(ca) = cli.ca {
         builder = builder.ca_file(ca);
     }
-    if let Some(token) = cli.token {
+    if let Some(token) = cli.auth_token {
         builder = builder.token(token);
     }
     let client = builder.build();
