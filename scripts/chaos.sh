@@ -5,7 +5,10 @@
 # history for linearizability and the registry's invariants.
 #
 #   scripts/chaos.sh [--duration 60s] [--nemesis kill,pause,partition,clock|all|none]
-#                    [--out DIR] [--seed N] [-- more idem-chaos run flags]
+#                    [--out DIR] [--seed N] [--secure] [-- more idem-chaos run flags]
+#
+# --secure runs the nodes with TLS, mutual TLS and a token file made under
+# --out/tls by idem-node itself; the clients use the CA and an admin token.
 #
 # Prints progress while it runs and a report at the end (operations, outcomes,
 # faults with the longest time without a successful write after each, verdicts).
@@ -21,6 +24,7 @@ DURATION=60s
 NEMESIS=all
 OUT=""
 SEED=()
+SECURE=0
 EXTRA=()
 
 die() { echo "chaos.sh: $*" >&2; exit 2; }
@@ -31,8 +35,9 @@ while (($#)); do
     --nemesis) NEMESIS="${2:?--nemesis needs a value}"; shift 2 ;;
     --out) OUT="${2:?--out needs a value}"; shift 2 ;;
     --seed) SEED=(--seed "${2:?--seed needs a value}"); shift 2 ;;
+    --secure) SECURE=1; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -75,6 +80,21 @@ interrupted() {
 trap cleanup EXIT
 trap interrupted INT TERM
 
+SECURE_ARGS=()
+if (( SECURE )); then
+  echo "== making a CA, node certificates and an admin token under $OUT/tls"
+  tls="$OUT/tls"
+  mkdir -p "$tls"
+  node="$ROOT/target/release/idem-node"
+  "$node" certs --out "$tls" --nodes 3 --host 10.77.0.1,10.77.0.2,10.77.0.3 >/dev/null || die "idem-node certs failed"
+  admin="$("$node" token --name chaos --admin --token-out "$tls/admin.token")" || die "idem-node token failed"
+  printf '{"tokens":[%s]}\n' "$admin" >"$tls/tokens.json"
+  export CHAOS_TLS_DIR="$tls"
+  SECURE_ARGS=(--ca "$tls/ca.pem")
+  IDEM_TOKEN="$(cat "$tls/admin.token")"
+  export IDEM_TOKEN
+fi
+
 echo "== starting a three-node cluster in network namespaces (10.77.0.1-3)"
 bash "$CTL" teardown
 bash "$CTL" setup
@@ -83,7 +103,7 @@ for i in 1 2 3; do bash "$CTL" start "$i"; done
 echo "== running: $DURATION, nemesis $NEMESIS"
 "$ROOT/target/release/idem-chaos" run \
   --nodes "$(bash "$CTL" nodes)" --ctl "$CTL" --duration "$DURATION" --nemesis "$NEMESIS" \
-  --history "$OUT/history.jsonl" --verdicts "$OUT/verdicts.txt" "${SEED[@]}" "${EXTRA[@]}" &
+  --history "$OUT/history.jsonl" --verdicts "$OUT/verdicts.txt" "${SEED[@]}" "${SECURE_ARGS[@]}" "${EXTRA[@]}" &
 CHAOS_PID=$!
 status=0
 wait "$CHAOS_PID" || status=$?

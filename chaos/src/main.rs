@@ -85,6 +85,12 @@ struct RunArgs {
     /// Seed of the clients' and nemesis' choices (default: from the clock).
     #[arg(long, env = "CHAOS_SEED")]
     seed: Option<u64>,
+    /// The cluster's CA (PEM): speak https to a secure cluster.
+    #[arg(long, env = "IDEM_CA")]
+    ca: Option<PathBuf>,
+    /// Bearer token for a cluster with tokens on.
+    #[arg(long, env = "IDEM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(flatten)]
     check: CheckOpts,
 }
@@ -142,7 +148,7 @@ fn check(history: &History, opts: &CheckOpts) -> anyhow::Result<bool> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<bool> {
-    let api = Api::new(&args.nodes, args.timeout)?;
+    let api = Api::new(&args.nodes, args.timeout, args.ca.as_deref(), args.token.as_deref())?;
     if !api.wait_ready(Duration::from_secs(60)).await {
         bail!("the cluster at {} is not ready", args.nodes.join(","));
     }

@@ -16,7 +16,9 @@
 #
 # Node I listens on 10.77.0.I:700I. Needs root (ip netns, iptables).
 # Environment: CHAOS_DIR (required for start: node I keeps data-I/, node-I.log,
-# node-I.pid there), IDEM_NODE_BIN (default target/release/idem-node),
+# node-I.pid there), CHAOS_TLS_DIR (a secure cluster's ca.pem, node-I.pem,
+# node-I.key, tokens.json: nodes start with TLS and tokens), IDEM_NODE_BIN
+# (default target/release/idem-node),
 # CHAOS_SIZE (default 3). Every failure exits non-zero with one line.
 set -euo pipefail
 
@@ -80,7 +82,13 @@ start() {
   pid_of "$i" >/dev/null && return 0
   [[ -x "$BIN" ]] || die "no idem-node binary at $BIN"
   mkdir -p "$d/data-$i"
-  IDEM_ID="$i" IDEM_LISTEN="$(addr_of "$i")" IDEM_ADVERTISE="$(addr_of "$i")" \
+  local secure=()
+  if [[ -n "${CHAOS_TLS_DIR:-}" ]]; then
+    local t="$CHAOS_TLS_DIR"
+    secure=(IDEM_TLS_CERT="$t/node-$i.pem" IDEM_TLS_KEY="$t/node-$i.key" IDEM_TLS_CA="$t/ca.pem"
+      IDEM_AUTH_FILE="$t/tokens.json")
+  fi
+  env "${secure[@]}" IDEM_ID="$i" IDEM_LISTEN="$(addr_of "$i")" IDEM_ADVERTISE="$(addr_of "$i")" \
     IDEM_DATA_DIR="$d/data-$i" IDEM_INITIAL_CLUSTER="$(initial_cluster "$SIZE")" IDEM_TEST_HOOKS=true \
     nohup ip netns exec "$(ns_of "$i")" "$BIN" >>"$d/node-$i.log" 2>&1 </dev/null &
   echo $! >"$d/node-$i.pid"
