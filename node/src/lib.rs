@@ -50,6 +50,9 @@ use error::NodeError;
 use tls::Tls;
 use types::{NodeAddr, Raft};
 
+/// Entries per AppendEntries request (see [`raft_config`]).
+const MAX_PAYLOAD_ENTRIES: u64 = 8;
+
 fn raft_config(config: &Config) -> Result<openraft::Config, NodeError> {
     let ms = |d: Duration| d.as_millis() as u64;
     openraft::Config {
@@ -64,6 +67,13 @@ fn raft_config(config: &Config) -> Result<openraft::Config, NodeError> {
         replication_lag_threshold: config.snapshot_threshold + config.keep_logs,
         install_snapshot_timeout: 10_000,
         snapshot_max_chunk_size: 1024 * 1024,
+        // openraft sends an AppendEntries within one heartbeat interval or
+        // gives up and resends it. Its default of 300 entries per request,
+        // each up to MAX_OPS_PER_ENTRY operations, makes a request of tens of
+        // MiB for a follower that fell behind under load: it never arrives in
+        // time and the follower never catches up. A few entries per request
+        // still carry thousands of operations.
+        max_payload_entries: MAX_PAYLOAD_ENTRIES,
         ..Default::default()
     }
     .validate()

@@ -232,3 +232,33 @@ async fn exactly_one_winner_per_key_while_the_leader_dies() {
         }
     }
 }
+
+/// A follower that missed many full entries (1000-op batches) catches up by
+/// log: each AppendEntries must fit in openraft's one-heartbeat deadline, or
+/// it is resent forever and the follower never catches up.
+#[tokio::test]
+async fn a_follower_behind_by_many_full_entries_catches_up() {
+    let mut c = TestCluster::start_with(3, &["--snapshot-threshold", "100000"]).await;
+    let leader = c.leader().await;
+    let behind = c.follower().await;
+    c.kill(behind);
+    let value = "v".repeat(40);
+    for batch in 0..40 {
+        let ops: Vec<_> = (0..1000)
+            .map(|i| json!({"op": "claim", "ns": "far", "key": format!("k-{batch}-{i}-{value}"), "fingerprint": value}))
+            .collect();
+        let a = c.post_decided(leader, "/v1/batch", json!({ "ops": ops })).await;
+        assert_eq!(a.status, 200, "batch {batch}: {}", a.body);
+    }
+    c.restart(behind).await;
+    let target = c.status(leader).await.and_then(|s| s.applied_index).expect("leader's applied index");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let applied = c.status(behind).await.and_then(|s| s.applied_index).unwrap_or(0);
+        if applied >= target {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the follower is stuck at {applied} of {target}:\n{}", c.log_tail(behind));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
