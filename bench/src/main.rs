@@ -1,28 +1,63 @@
-//! `idem-bench`: N concurrent clients claim (and optionally complete) fresh
-//! keys against a cluster for a fixed time, then print throughput and latency
-//! percentiles. Each client keeps one keep-alive connection per node, as a
-//! service would.
+//! `idem-bench`: N concurrent clients write one fresh key per request to one
+//! system (idem, or etcd for comparison) for a fixed time, then print
+//! throughput and latency percentiles; `idem-bench table` turns the CSV of
+//! several runs into markdown. `scripts/bench.sh` starts the clusters and
+//! alternates the runs.
+//!
+//! # Layout
+//! - `load.rs`: the clients' loop, the same for every system, and its tally.
+//! - `idem.rs`: idem's claim, its leader, and the leader's own counters.
+//! - `etcd.rs`: etcd's equivalent (a create-if-absent txn with a lease) and its leader.
+//! - `http.rs`: HTTP clients (a CA, a bearer token) and one request's check.
+//! - `report.rs`: one run's summary and CSV row; the markdown tables.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+mod etcd;
+mod http;
+mod idem;
+mod load;
+mod report;
+
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-use hdrhistogram::Histogram;
-use idem_client::proto::{ClaimRequest, ClaimResponse, CompleteRequest};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Workload {
-    /// One claim per key.
-    Claim,
-    /// Claim then complete: two writes per key.
-    ClaimComplete,
+use crate::http::Http;
+use crate::idem::{Counters, Workload};
+use crate::load::{Load, Op, Tally};
+use crate::report::Summary;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    /// idem: `POST /v1/ns/{ns}/keys/{key}/claim`.
+    Idem,
+    /// etcd 3.4 through its JSON gateway: a txn that puts the key with a lease if absent.
+    Etcd,
 }
 
-/// Load an idem cluster and report claims per second and latency.
+/// Load a cluster and report claims per second and latency.
 #[derive(Debug, Parser)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Print the markdown tables of a results CSV written with --csv.
+    Table { csv: PathBuf },
+}
+
+#[derive(Debug, clap::Args)]
 struct Args {
-    /// Node URLs; client i talks to endpoint i mod N.
+    #[arg(long, value_enum, default_value = "idem")]
+    target: Target,
+    /// Node URLs; client i talks to endpoint i mod N (or all to the leader with --leader).
     #[arg(
         long,
         env = "IDEM_ENDPOINTS",
@@ -30,95 +65,117 @@ struct Args {
         default_value = "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003"
     )]
     endpoints: Vec<String>,
+    /// Ask the endpoints who leads and send every request there. (idem's
+    /// leader's counters are read before and after every run regardless.)
+    #[arg(long)]
+    leader: bool,
     /// Concurrent clients, each with one request in flight.
     #[arg(long, default_value_t = 64)]
     clients: usize,
     /// How long to run.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
+    /// idem only.
     #[arg(long, value_enum, default_value = "claim")]
     workload: Workload,
-    /// Namespace to write into (a run id keeps runs apart).
+    /// Namespace (idem) or key prefix (etcd) to write into.
     #[arg(long, default_value = "bench")]
     ns: String,
+    /// A PEM file of the CA to trust for https:// endpoints.
+    #[arg(long, env = "IDEM_CA")]
+    ca: Option<PathBuf>,
+    /// The bearer token (for a secure cluster's /v1 and /metrics, an admin token).
+    #[arg(long, env = "IDEM_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
+    token: Option<String>,
+    /// A file holding the bearer token.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// The system's name in the summary and the CSV (default: the target's).
+    #[arg(long, value_parser = label)]
+    label: Option<String>,
+    /// Append the run's figures to this CSV file.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Fail when more than this fraction of requests fails.
+    #[arg(long, default_value_t = 0.001)]
+    max_error_rate: f64,
 }
 
-struct Tally {
-    latency_us: Histogram<u64>,
-    errors: u64,
-}
-
-async fn client(i: usize, args: Arc<Args>, stop: Arc<AtomicBool>) -> anyhow::Result<Tally> {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(1).timeout(Duration::from_secs(10)).build()?;
-    let base = &args.endpoints[i % args.endpoints.len()];
-    let mut tally = Tally { latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?, errors: 0 };
-    let mut seq = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        seq += 1;
-        let url = format!("{base}/v1/ns/{}/keys/c{i}-{seq}", args.ns);
-        let start = Instant::now();
-        let claim = ClaimRequest { claim_id: Some(format!("{i}-{seq}")), ..Default::default() };
-        let resp = http.post(format!("{url}/claim")).json(&claim).send().await;
-        let ok = match resp {
-            Ok(r) if r.status().as_u16() == 201 => match (args.workload, r.json::<ClaimResponse>().await?) {
-                (Workload::Claim, _) => true,
-                (Workload::ClaimComplete, ClaimResponse::Acquired { token, .. }) => {
-                    let complete = CompleteRequest { token, result: seq.into(), retention_ms: None };
-                    let done = http.post(format!("{url}/complete")).json(&complete).send().await;
-                    matches!(done, Ok(r) if r.status().is_success())
-                }
-                (Workload::ClaimComplete, _) => false,
-            },
-            _ => false,
-        };
-        if ok {
-            tally.latency_us.record(start.elapsed().as_micros().max(1) as u64)?;
-        } else {
-            tally.errors += 1;
-        }
+/// A label goes into CSV cells and table headers.
+fn label(s: &str) -> Result<String, String> {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        Ok(s.to_owned())
+    } else {
+        Err("letters, digits, '-', '_' and '.' only".into())
     }
-    Ok(tally)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Arc::new(Args::parse());
-    let stop = Arc::new(AtomicBool::new(false));
-    eprintln!(
-        "{} clients, {:?}, {:?} against {}",
-        args.clients,
-        args.duration,
-        args.workload,
-        args.endpoints.join(",")
-    );
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..args.clients).map(|i| tokio::spawn(client(i, args.clone(), stop.clone()))).collect();
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    ticker.tick().await;
-    while started.elapsed() < args.duration {
-        ticker.tick().await;
-        eprint!("\r{:>4.0}s / {:?}", started.elapsed().as_secs_f64(), args.duration);
+    let cli = Cli::parse();
+    match cli.cmd {
+        Some(Cmd::Table { csv }) => print!("{}", report::table(&csv)?),
+        None => bench(cli.run).await?,
     }
-    stop.store(true, Ordering::Relaxed);
-    eprintln!();
-    let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let mut errors = 0;
-    for t in tasks {
-        let tally = t.await??;
-        all.add(&tally.latency_us)?;
-        errors += tally.errors;
+    Ok(())
+}
+
+async fn bench(args: Args) -> anyhow::Result<()> {
+    let token = match &args.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?.trim().to_owned(),
+        ),
+        None => args.token.clone(),
+    };
+    let http = Http::new(args.ca.as_deref(), token.as_deref())?;
+    let control = http.client()?;
+    let label = args.label.clone().unwrap_or_else(|| format!("{:?}", args.target).to_lowercase());
+    let mut load = Load { bases: args.endpoints.clone(), clients: args.clients, duration: args.duration, label };
+    let (tally, leader) = match args.target {
+        Target::Idem => {
+            // The leader's counters say how it wrote, wherever the claims are sent.
+            let leader = idem::leader(&control, &args.endpoints).await?;
+            if args.leader {
+                load.bases = vec![leader.clone()];
+            }
+            let before = Counters::read(&control, &leader).await?;
+            let tally = run(idem::Claim { ns: args.ns.clone(), workload: args.workload }, &load, &http).await?;
+            (tally, Some(Counters::read(&control, &leader).await?.since(before)))
+        }
+        Target::Etcd => {
+            anyhow::ensure!(matches!(args.workload, Workload::Claim), "etcd runs the claim workload only");
+            if args.leader {
+                load.bases = vec![etcd::leader(&control, &args.endpoints).await?];
+            }
+            let lease = etcd::grant_lease(&control, &load.bases[0]).await?;
+            (run(etcd::Txn { ns: args.ns.clone(), lease }, &load, &http).await?, None)
+        }
+    };
+    let summary = Summary::new(load.label, args.clients, &tally, leader);
+    println!("{}", summary.line());
+    if let Some(path) = &args.csv {
+        summary.append_csv(path)?;
     }
-    let secs = started.elapsed().as_secs_f64();
-    let ms = |q: f64| all.value_at_quantile(q) as f64 / 1000.0;
-    println!(
-        "ops={} errors={} ops_per_sec={:.0} p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2}",
-        all.len(),
-        errors,
-        all.len() as f64 / secs,
-        ms(0.50),
-        ms(0.90),
-        ms(0.99),
-        all.max() as f64 / 1000.0
+    check(&summary, &tally, args.max_error_rate)
+}
+
+async fn run<O: Op>(op: O, load: &Load, http: &Http) -> anyhow::Result<Tally> {
+    eprintln!("{} clients for {:?} against {}", load.clients, load.duration, load.bases.join(","));
+    load::run(Arc::new(op), load, http).await
+}
+
+/// A run that wrote nothing, or failed more than the allowed fraction, fails loudly.
+fn check(s: &Summary, tally: &Tally, max_error_rate: f64) -> anyhow::Result<()> {
+    let first = tally.first_error.as_deref().unwrap_or("none");
+    anyhow::ensure!(s.ops > 0, "{} c={}: no write succeeded (first error: {first})", s.label, s.clients);
+    let rate = s.errors as f64 / (s.ops + s.errors) as f64;
+    anyhow::ensure!(
+        rate <= max_error_rate,
+        "{} c={}: {} of {} requests failed, above --max-error-rate {max_error_rate} (first error: {first})",
+        s.label,
+        s.clients,
+        s.errors,
+        s.ops + s.errors
     );
     Ok(())
 }
