@@ -1,7 +1,7 @@
 //! The running node as handlers see it: Raft, the applied state, the clock,
 //! and the one way every write is proposed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,14 +17,19 @@ use crate::network::{self, Forwarded, Group, Peers, Unsent};
 use crate::proposer::Proposer;
 use crate::registry::{Command, Op, Outcome, Request, Response};
 use crate::store::StateView;
-use crate::types::{NodeId, Raft, RaftMetrics};
+use crate::types::{LogId, NodeId, Raft, RaftMetrics};
 
 /// The leader `m` names, unless it names this node while this node is not
 /// leading: a restarted leader reloads its own committed vote and reports
 /// itself as leader before it has learned otherwise.
 fn known_leader(m: &RaftMetrics) -> Option<NodeId> {
-    let id = m.current_leader?;
-    (id != m.id || m.state == ServerState::Leader).then_some(id)
+    known_leader_of(m.id, m.current_leader, m.state)
+}
+
+/// [`known_leader`] from the parts of any of openraft's metrics.
+pub(crate) fn known_leader_of(me: NodeId, leader: Option<NodeId>, state: ServerState) -> Option<NodeId> {
+    let id = leader?;
+    (id != me || state == ServerState::Leader).then_some(id)
 }
 
 /// The known leader (other than `except`) and its address.
@@ -52,6 +57,15 @@ pub struct NodeStatus {
     pub clock_ms: u64,
     pub records: u64,
     pub expired_total: u64,
+    /// In progress past their lease, as of the last pass of
+    /// [`crate::signals::count_abandoned_claims`].
+    pub abandoned_claims: u64,
+    /// This node's wall clock minus the replicated clock, in ms; `None`
+    /// before the replicated clock has a value.
+    pub clock_drift_ms: Option<i64>,
+    /// On the leader, how far each follower's matched log is behind the
+    /// leader's last log index, in entries; `None` on followers.
+    pub replication_lag: Option<BTreeMap<NodeId, u64>>,
     pub members: Vec<Member>,
 }
 
@@ -86,6 +100,7 @@ pub struct App {
     /// leader ticks after it. Monotonic, so a skewed wall clock cannot stop ticks.
     last_proposal_ms: AtomicU64,
     started: Instant,
+    abandoned_claims: AtomicU64,
 }
 
 impl App {
@@ -110,6 +125,7 @@ impl App {
             proposer,
             last_proposal_ms: AtomicU64::new(0),
             started: Instant::now(),
+            abandoned_claims: AtomicU64::new(0),
         }
     }
 
@@ -121,6 +137,12 @@ impl App {
             .nodes()
             .map(|(id, node)| Member { id: *id, addr: node.addr.clone(), voter: voters.contains(id) })
             .collect();
+        let last = m.last_log_index.unwrap_or(0);
+        let replication_lag = m.replication.as_ref().map(|r| {
+            let lag = |matched: &Option<LogId>| last.saturating_sub(matched.map_or(0, |l| l.index));
+            r.iter().filter(|(id, _)| **id != self.id).map(|(id, matched)| (*id, lag(matched))).collect()
+        });
+        let clock_ms = self.view.clock_ms();
         NodeStatus {
             id: self.id,
             leader: known_leader(&m),
@@ -130,11 +152,19 @@ impl App {
             committed_index: self.committed.load(Ordering::Relaxed),
             applied_index: m.last_applied.map(|l| l.index),
             snapshot_index: m.snapshot.map(|l| l.index),
-            clock_ms: self.view.clock_ms(),
+            clock_ms,
             records: self.view.records(),
             expired_total: self.view.expired_total(),
+            abandoned_claims: self.abandoned_claims.load(Ordering::Relaxed),
+            clock_drift_ms: (clock_ms > 0).then(|| self.clock.now_ms() as i64 - clock_ms as i64),
+            replication_lag,
             members,
         }
+    }
+
+    /// Publish the count of a finished pass of [`crate::signals::count_abandoned_claims`].
+    pub fn set_abandoned_claims(&self, n: u64) {
+        self.abandoned_claims.store(n, Ordering::Relaxed);
     }
 
     pub fn ms_since_last_proposal(&self) -> u64 {

@@ -24,8 +24,10 @@ pub enum LogFormat {
                   `idem-node token --help` (a bearer token and its token-file entry)."
 )]
 pub struct Config {
-    /// This node's id, unique in the cluster (1, 2, 3, ...).
-    #[arg(long, env = "IDEM_ID")]
+    /// This node's id, unique in the cluster (1, 2, 3, ...), or the name of a
+    /// Kubernetes StatefulSet pod, `NAME-ORDINAL`, which is id ORDINAL+1 (pods
+    /// count from 0, ids from 1), so a pod takes its id from its own name.
+    #[arg(long, env = "IDEM_ID", value_parser = parse_id)]
     pub id: NodeId,
 
     /// Address to bind the HTTP port on (client API and Raft RPC).
@@ -123,6 +125,14 @@ pub struct Config {
     pub body_timeout: Duration,
 }
 
+fn parse_id(s: &str) -> Result<NodeId, String> {
+    if let Ok(id) = s.parse() {
+        return Ok(id);
+    }
+    let ordinal = s.rsplit_once('-').and_then(|(_, n)| n.parse::<NodeId>().ok());
+    ordinal.and_then(|n| n.checked_add(1)).ok_or_else(|| format!("`{s}` is neither an id nor a name like `idem-0`"))
+}
+
 impl Config {
     /// Whether the node serves (and talks to its peers) over TLS.
     pub fn tls_enabled(&self) -> bool {
@@ -159,6 +169,15 @@ mod tests {
         assert!(c.initial_members().is_err());
         c.initial_cluster = Some("one=a:1".into());
         assert!(c.initial_members().is_err());
+    }
+
+    #[test]
+    fn a_statefulset_pod_name_is_its_ordinal_plus_one() {
+        let id = |s: &str| Config::try_parse_from(["idem-node", "--id", s]).map(|c| c.id);
+        assert_eq!(id("7").unwrap(), 7);
+        assert_eq!(id("idem-0").unwrap(), 1);
+        assert_eq!(id("my-idem-12").unwrap(), 13);
+        assert!(id("idem").is_err() && id("idem-x").is_err());
     }
 
     #[test]

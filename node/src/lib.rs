@@ -13,6 +13,7 @@
 //! - [`types`]: openraft's type configuration and aliases.
 //! - [`codec`]: the one bincode configuration (log, state, snapshots, Raft RPC).
 //! - [`serve`]: the HTTP server loop: TLS, connection cap, header deadline.
+//! - [`signals`]: background counts for `/metrics`: leader changes, abandoned claims.
 //! - [`tls`], [`auth`]: TLS material and mutual TLS between nodes; bearer tokens and grants.
 //! - [`config`], [`clock`], [`telemetry`], [`ticker`], [`error`].
 
@@ -32,6 +33,7 @@ pub mod network;
 pub mod proposer;
 pub mod registry;
 pub mod serve;
+pub mod signals;
 pub mod store;
 pub mod telemetry;
 pub mod ticker;
@@ -167,6 +169,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     telemetry::install_metrics();
+    api::register_metrics();
     let tls = match (&config.tls_cert, &config.tls_key, &config.tls_ca) {
         (Some(cert), Some(key), Some(ca)) => Some(Tls::load(cert, key, ca).map_err(NodeError::Config)?),
         (None, None, None) => None,
@@ -187,6 +190,8 @@ pub async fn run(
     let app = Arc::new(App::new(config, raft.clone(), view, committed, peers, tokens, proposer));
     let proposals = tokio::spawn(proposer::run(app.clone(), queue));
     let ticker = tokio::spawn(ticker::run(app.clone()));
+    let leader_changes = tokio::spawn(signals::count_leader_changes(app.clone()));
+    let abandoned = tokio::spawn(signals::count_abandoned_claims(app.clone()));
     let reloads = reload_tokens_on_sighup(app.clone())?;
     tracing::info!(
         id = app.id,
@@ -198,6 +203,8 @@ pub async fn run(
     );
     let served = serve::serve(listener, tls.map(|t| t.server), api::router(app.clone()), limits, shutdown).await;
     ticker.abort();
+    leader_changes.abort();
+    abandoned.abort();
     proposals.abort();
     reloads.abort();
     tracing::info!("shutting down raft");

@@ -29,6 +29,14 @@ pub fn install_metrics() -> PrometheusHandle {
                         &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0],
                     )
                 })
+                .and_then(|b| {
+                    // Snapshots of millions of records take minutes, far past
+                    // the request-sized buckets of other `_seconds` metrics.
+                    b.set_buckets_for_metric(
+                        Matcher::Full("idem_snapshot_duration_seconds".into()),
+                        &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0],
+                    )
+                })
                 .expect("static bucket lists are valid")
                 .install_recorder()
                 .expect("the metrics recorder is installed once")

@@ -114,8 +114,98 @@ pub async fn render(State(app): State<Arc<App>>, Extension(caller): Extension<Ca
     gauge("idem_raft_committed_index", s.committed_index);
     gauge("idem_raft_applied_index", s.applied_index.unwrap_or(0));
     gauge("idem_raft_snapshot_index", s.snapshot_index.unwrap_or(0));
+    gauge("idem_raft_apply_lag_entries", s.committed_index.saturating_sub(s.applied_index.unwrap_or(0)));
+    for m in s.members.iter().filter(|m| m.id != s.id) {
+        // Every peer has a series on every node, 0 where this node does not
+        // lead, so a former leader does not keep reporting stale lags.
+        let lag = s.replication_lag.as_ref().and_then(|r| r.get(&m.id)).copied().unwrap_or(0);
+        metrics::gauge!("idem_raft_replication_lag_entries", "peer" => m.id.to_string()).set(lag as f64);
+    }
     gauge("idem_records_live", s.records);
     gauge("idem_records_expired_removed", s.expired_total);
+    gauge("idem_claims_abandoned", s.abandoned_claims);
     gauge("idem_clock_ms", s.clock_ms);
+    metrics::gauge!("idem_clock_drift_seconds").set(s.clock_drift_ms.unwrap_or(0) as f64 / 1000.0);
     Ok(telemetry::install_metrics().render())
+}
+
+/// What a metric is, for its `# TYPE` line.
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every metric a node exports, with its `# HELP` text. The README's
+/// "Monitoring" list, `deploy/prometheus/alerts.yml` and
+/// `deploy/grafana/idem.json` use these names.
+const METRICS: &[(Kind, &str, &str)] = &[
+    (
+        Kind::Counter,
+        "idem_claims_total",
+        "Claims answered by this node, by outcome: acquired, takeover (an abandoned claim taken over), \
+         replayed (completed: the stored result), in_progress (409: someone holds it), fingerprint_mismatch (422)",
+    ),
+    (Kind::Counter, "idem_fenced_total", "Checkpoints, completions and releases refused with a stale token"),
+    (Kind::Counter, "idem_raft_leader_changes_total", "Leaderships this node learned of: a leader in a new term"),
+    (Kind::Counter, "idem_snapshots_total", "State-machine snapshots built here or installed from the leader, by kind"),
+    (Kind::Counter, "idem_log_fsyncs_total", "fdatasyncs of the Raft log"),
+    (Kind::Counter, "idem_http_requests_total", "HTTP requests by route template, method and status"),
+    (Kind::Gauge, "idem_raft_term", "Current Raft term"),
+    (Kind::Gauge, "idem_raft_leader_id", "Id of the leader this node knows of; 0 when it knows none"),
+    (Kind::Gauge, "idem_raft_is_leader", "1 on the leader, 0 elsewhere"),
+    (Kind::Gauge, "idem_raft_last_log_index", "Index of the last entry in this node's log"),
+    (Kind::Gauge, "idem_raft_committed_index", "Highest committed index this node has learned"),
+    (Kind::Gauge, "idem_raft_applied_index", "Index of the last entry applied to this node's state machine"),
+    (Kind::Gauge, "idem_raft_snapshot_index", "Last index covered by this node's current snapshot"),
+    (Kind::Gauge, "idem_raft_apply_lag_entries", "Entries committed but not yet applied on this node"),
+    (
+        Kind::Gauge,
+        "idem_raft_replication_lag_entries",
+        "On the leader: entries of its log a follower has not matched yet, by peer; 0 on other nodes",
+    ),
+    (Kind::Gauge, "idem_records_live", "Records stored (live, or expired and not yet swept)"),
+    (Kind::Gauge, "idem_records_expired_removed", "Records removed by expiry over the state machine's life"),
+    (
+        Kind::Gauge,
+        "idem_claims_abandoned",
+        "Records in progress past their lease by the replicated clock, as of the last walk of the state (every few s)",
+    ),
+    (Kind::Gauge, "idem_clock_ms", "The replicated clock as of the last applied entry, ms since the Unix epoch"),
+    (
+        Kind::Gauge,
+        "idem_clock_drift_seconds",
+        "This node's wall clock minus the replicated clock it last applied; the replicated clock may lag by design",
+    ),
+    (Kind::Histogram, "idem_log_fsync_seconds", "Time of one fdatasync of the Raft log"),
+    (Kind::Histogram, "idem_log_fsync_batch_size", "Log records made durable by one fdatasync"),
+    (Kind::Histogram, "idem_proposal_batch_ops", "Operations carried by one proposed entry"),
+    (
+        Kind::Histogram,
+        "idem_snapshot_duration_seconds",
+        "Time to build a snapshot here, or to install one from the leader, by kind",
+    ),
+    (Kind::Histogram, "idem_http_request_duration_seconds", "HTTP request latency by route"),
+];
+
+/// Describe every metric, and register those that events create, so that
+/// `/metrics` names each one (with its help text) from the start, at zero,
+/// rather than after its first event. Per-route HTTP series appear with
+/// their first request.
+pub fn register() {
+    for &(kind, name, help) in METRICS {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(name, help),
+            Kind::Gauge => metrics::describe_gauge!(name, help),
+            Kind::Histogram => metrics::describe_histogram!(name, help),
+        }
+    }
+    // Taking a handle registers the series; adding 0 keeps any count.
+    outcome_counters();
+    metrics::counter!("idem_raft_leader_changes_total").increment(0);
+    for kind in ["built", "installed"] {
+        metrics::counter!("idem_snapshots_total", "kind" => kind).increment(0);
+        let _ = metrics::histogram!("idem_snapshot_duration_seconds", "kind" => kind);
+    }
 }

@@ -30,6 +30,8 @@ use extract::BodyRules;
 /// Raft messages (log batches, snapshot chunks) may exceed the client body limit.
 const RAFT_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
+pub use metrics::register as register_metrics;
+
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.max_body_bytes;
     let client_body = BodyRules { max_bytes: limit, timeout: app.config.body_timeout };

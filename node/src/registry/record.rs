@@ -43,4 +43,45 @@ impl StoredRecord {
     pub fn is_live(&self, clock_ms: u64) -> bool {
         clock_ms < self.expires_at_ms
     }
+
+    /// In progress with its lease run out by the replicated clock: the next
+    /// claim takes it over (`apply`'s takeover rule), but none has yet.
+    pub fn is_abandoned(&self, clock_ms: u64) -> bool {
+        self.is_live(clock_ms)
+            && self.state == RecordState::InProgress
+            && self.lease_expires_at_ms.is_some_and(|end| end <= clock_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn in_progress(lease_end: u64, expires: u64) -> StoredRecord {
+        StoredRecord {
+            state: RecordState::InProgress,
+            token: 1,
+            attempt: 1,
+            claim_id: None,
+            owner: None,
+            fingerprint: None,
+            checkpoint: None,
+            result_json: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            lease_expires_at_ms: Some(lease_end),
+            expires_at_ms: expires,
+            retention_ms: expires,
+        }
+    }
+
+    #[test]
+    fn abandoned_from_the_lease_end_until_expiry_and_never_once_completed() {
+        let rec = in_progress(100, 1_000);
+        assert!(!rec.is_abandoned(99));
+        assert!(rec.is_abandoned(100), "the takeover rule: the lease is over at its end");
+        assert!(!rec.is_abandoned(1_000), "expired is absent, not abandoned");
+        let done = StoredRecord { state: RecordState::Completed, lease_expires_at_ms: None, ..rec };
+        assert!(!done.is_abandoned(500));
+    }
 }

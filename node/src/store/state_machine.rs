@@ -141,6 +141,7 @@ pub struct SnapshotBuilder {
 
 impl SnapshotBuilder {
     async fn build(&mut self) -> Result<SnapshotInfo, StorageError> {
+        let started = std::time::Instant::now();
         let _building = self.building.clone().lock_owned().await;
         let writeback = self.writeback.clone();
         let frozen = tokio::task::spawn_blocking(move || writeback.freeze(true)).await.map_err(io)??;
@@ -161,6 +162,8 @@ impl SnapshotBuilder {
         drop(frozen);
         remember_snapshot(&self.root, &self.dir, &info)?;
         metrics::counter!("idem_snapshots_total", "kind" => "built").increment(1);
+        metrics::histogram!("idem_snapshot_duration_seconds", "kind" => "built")
+            .record(started.elapsed().as_secs_f64());
         Ok(info)
     }
 }
@@ -266,6 +269,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         meta: &SnapshotMeta,
         snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
+        let started = std::time::Instant::now();
         let mut file = snapshot.into_std().await;
         if let Some(part) = self.incoming.take() {
             // Unlinking is safe while `file` may still be that very file.
@@ -309,6 +313,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.meta = header.meta;
         self.view.publish(&self.meta, self.applied);
         metrics::counter!("idem_snapshots_total", "kind" => "installed").increment(1);
+        metrics::histogram!("idem_snapshot_duration_seconds", "kind" => "installed")
+            .record(started.elapsed().as_secs_f64());
         Ok(())
     }
 

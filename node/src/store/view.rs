@@ -2,6 +2,7 @@
 //! data (the [`Overlay`]) and the scalars published after each apply. Only
 //! the state machine and its write-back write it; handlers share it through `App`.
 
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
@@ -87,6 +88,19 @@ impl StateView {
         let bytes = self.read_overlay().get(None, &layout::record_key(id))?;
         let rec: Option<StoredRecord> = bytes.map(|v| decode(&v)).transpose()?;
         Ok(rec.filter(|r| r.is_live(clock)))
+    }
+
+    /// Up to `limit` stored records (live or not yet swept) after the record
+    /// key `after`, or from the first, in key order with their keys: a walk
+    /// of the whole state in bounded steps (`signals`' abandoned claims).
+    pub fn records_after(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, StoredRecord)>, StorageError> {
+        let start = after.map_or(Bound::Included(vec![layout::RECORD_PREFIX]), |k| Bound::Excluded(k.to_vec()));
+        let range = (start, Bound::Excluded(vec![layout::RECORD_PREFIX + 1]));
+        self.read_overlay().scan(None, range, limit)?.into_iter().map(|(k, v)| Ok((k, decode(&v)?))).collect()
     }
 
     /// Every key and value of the state, for byte-for-byte comparisons in tests.

@@ -1,0 +1,83 @@
+//! What `/metrics` must report but a scrape cannot see by itself: leader
+//! changes that happen between two scrapes, and abandoned claims, which no
+//! event marks (a lease runs out as the replicated clock moves). Both run in
+//! the background and leave their figures where [`App::status`] reads them;
+//! neither ever proposes or writes anything.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::{known_leader_of, App};
+
+/// Records read per step of the abandoned-claims walk, and the pause between
+/// steps: about 40 000 records a second at most, a few per cent of a core,
+/// so a million records take some 25 s per pass.
+const WALK_STEP: usize = 1000;
+const WALK_PAUSE: Duration = Duration::from_millis(25);
+/// The least time between the starts of two passes: small states are not
+/// walked over and over.
+const PASS_EVERY: Duration = Duration::from_secs(5);
+
+/// Count every new leadership this node learns of: a leader known in a term
+/// above the last one counted (a term has at most one leader, so
+/// re-electing the same node counts too).
+pub async fn count_leader_changes(app: Arc<App>) {
+    let changes = metrics::counter!("idem_raft_leader_changes_total");
+    let mut rx = app.raft.server_metrics();
+    let mut counted_term = None;
+    loop {
+        let (leader, term) = {
+            let m = rx.borrow_and_update();
+            (known_leader_of(m.id, m.current_leader, m.state), m.vote.leader_id().term)
+        };
+        if leader.is_some() && counted_term < Some(term) {
+            counted_term = Some(term);
+            changes.increment(1);
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Walk every stored record in bounded steps, again and again, counting the
+/// abandoned ones (in progress, lease run out by the replicated clock); each
+/// finished pass publishes its count ([`App::set_abandoned_claims`]).
+///
+/// A walk rather than counts kept by `apply`: a lease runs out with the
+/// clock, not with an entry, so exact counts would need a second index by
+/// lease end, written on every claim and checkpoint and kept in every
+/// snapshot. The gauge is a health signal; a figure up to one pass old is
+/// enough, and the cost stays off the apply and scrape paths.
+pub async fn count_abandoned_claims(app: Arc<App>) {
+    loop {
+        let started = tokio::time::Instant::now();
+        match walk(&app).await {
+            Ok(n) => app.set_abandoned_claims(n),
+            Err(e) => tracing::warn!(error = %e, "counting abandoned claims"),
+        }
+        tokio::time::sleep_until(started + PASS_EVERY).await;
+    }
+}
+
+async fn walk(app: &Arc<App>) -> Result<u64, String> {
+    let mut after: Option<Vec<u8>> = None;
+    let mut abandoned = 0;
+    loop {
+        let view = app.view.clone();
+        let cursor = after.take();
+        let step = tokio::task::spawn_blocking(move || {
+            let clock = view.clock_ms();
+            let records = view.records_after(cursor.as_deref(), WALK_STEP).map_err(|e| e.to_string())?;
+            let n = records.iter().filter(|(_, r)| r.is_abandoned(clock)).count() as u64;
+            Ok::<_, String>((n, records.len(), records.last().map(|(k, _)| k.clone())))
+        });
+        let (n, len, last) = step.await.map_err(|e| e.to_string())??;
+        abandoned += n;
+        if len < WALK_STEP {
+            return Ok(abandoned);
+        }
+        after = last;
+        tokio::time::sleep(WALK_PAUSE).await;
+    }
+}
