@@ -14,6 +14,7 @@
 //! - [`codec`]: the one bincode configuration (log, state, snapshots, Raft RPC).
 //! - [`serve`]: the HTTP server loop: TLS, connection cap, header deadline.
 //! - [`tls`], [`auth`]: TLS material and mutual TLS between nodes; bearer tokens and grants.
+//! - [`certs`], [`restore`]: the one-shot commands `idem-node certs|token|restore`.
 //! - [`config`], [`clock`], [`telemetry`], [`ticker`], [`error`].
 
 // openraft's StorageError and the registry's refusals are returned by value:
@@ -31,6 +32,7 @@ pub mod error;
 pub mod network;
 pub mod proposer;
 pub mod registry;
+pub mod restore;
 pub mod serve;
 pub mod store;
 pub mod telemetry;
