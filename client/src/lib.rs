@@ -3,7 +3,7 @@
 //!
 //! | feature | adds | pulls in |
 //! |---|---|---|
-//! | (none) | [`proto`] only; what the node uses | serde |
+//! | (none) | [`proto`] and [`backup`]; what the node uses | serde, sha2 |
 //! | `http` (default) | [`Client`], [`Client::once`], [`Ctx`] | reqwest, tokio |
 //! | `layer` | [`IdempotencyLayer`] (implies `http`) | axum, tower |
 //! | `cli` | the `idem` binary (implies `http`) | clap, humantime |
@@ -12,6 +12,7 @@
 //!
 //! - [`proto`]: request and response bodies of `shared/API.md`, no I/O. The
 //!   node depends on this crate with default features off for this alone.
+//! - [`backup`]: the backup file's header and checksum, shared with the node.
 //! - `error`: the one [`Error`] enum and the one table from wire answers to it.
 //! - `retry`: [`RetryPolicy`], capped exponential backoff with jitter.
 //! - [`path`]: URL paths, with keys percent-encoded byte by byte; public for
@@ -26,6 +27,7 @@
 //! - `layer` (feature `layer`): [`IdempotencyLayer`], the `Idempotency-Key`
 //!   tower layer for axum.
 //! - `src/bin/idem/` (feature `cli`): the `idem` CLI, one file per subcommand.
+pub mod backup;
 pub mod proto;
 
 #[cfg(feature = "http")]

@@ -21,7 +21,8 @@ pub enum LogFormat {
     version,
     about,
     after_help = "Other commands: `idem-node certs --help` (a CA and node certificates), \
-                  `idem-node token --help` (a bearer token and its token-file entry)."
+                  `idem-node token --help` (a bearer token and its token-file entry), \
+                  `idem-node restore --help` (seed a new node from a backup)."
 )]
 pub struct Config {
     /// This node's id, unique in the cluster (1, 2, 3, ...), or the name of a
@@ -145,16 +146,20 @@ impl Config {
 
     /// Parse `--initial-cluster` into `(id, address)` pairs.
     pub fn initial_members(&self) -> Result<Vec<(NodeId, String)>, String> {
-        let Some(spec) = &self.initial_cluster else { return Ok(Vec::new()) };
-        spec.split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|part| {
-                let (id, addr) = part.split_once('=').ok_or_else(|| format!("`{part}` is not id=host:port"))?;
-                let id = id.trim().parse().map_err(|_| format!("`{id}` is not a node id"))?;
-                Ok((id, addr.trim().to_owned()))
-            })
-            .collect()
+        self.initial_cluster.as_deref().map_or(Ok(Vec::new()), parse_members)
     }
+}
+
+/// Parse `1=host:port,2=host:port,...` into `(id, address)` pairs.
+pub fn parse_members(spec: &str) -> Result<Vec<(NodeId, String)>, String> {
+    spec.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|part| {
+            let (id, addr) = part.split_once('=').ok_or_else(|| format!("`{part}` is not id=host:port"))?;
+            let id = id.trim().parse().map_err(|_| format!("`{id}` is not a node id"))?;
+            Ok((id, addr.trim().to_owned()))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! - [`serve`]: the HTTP server loop: TLS, connection cap, header deadline.
 //! - [`signals`]: background counts for `/metrics`: leader changes, abandoned claims.
 //! - [`tls`], [`auth`]: TLS material and mutual TLS between nodes; bearer tokens and grants.
+//! - [`certs`], [`restore`]: the one-shot commands `idem-node certs|token|restore`.
 //! - [`config`], [`clock`], [`telemetry`], [`ticker`], [`error`].
 
 // openraft's StorageError and the registry's refusals are returned by value:
@@ -32,6 +33,7 @@ pub mod error;
 pub mod network;
 pub mod proposer;
 pub mod registry;
+pub mod restore;
 pub mod serve;
 pub mod signals;
 pub mod store;

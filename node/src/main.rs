@@ -1,11 +1,13 @@
 //! `idem-node`: parse flags, set up logging, run until SIGTERM or Ctrl-C.
-//! `idem-node certs` and `idem-node token` make TLS material and tokens.
+//! `idem-node certs` and `idem-node token` make TLS material and tokens;
+//! `idem-node restore` seeds a new node from a backup.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use idem_node::certs::{certs, token, CertsArgs, TokenArgs};
 use idem_node::config::Config;
+use idem_node::restore::{restore, RestoreArgs};
 use tokio::signal::unix::{signal, SignalKind};
 
 async fn shutdown_signal() {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
     match args.nth(1).as_ref().and_then(|a| a.to_str()) {
         Some("certs") => one_shot(certs(&CertsArgs::parse_from(std::env::args_os().skip(1)))),
         Some("token") => one_shot(token(&TokenArgs::parse_from(std::env::args_os().skip(1)))),
+        Some("restore") => one_shot(restore(&RestoreArgs::parse_from(std::env::args_os().skip(1)))),
         _ => match node() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

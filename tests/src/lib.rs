@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -28,7 +28,8 @@ pub use security::{RawConn, Security};
 /// How long the harness waits for a cluster to elect a leader or a node to serve.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(crate) fn node_binary() -> PathBuf {
+/// The `idem-node` binary the clusters run.
+pub fn node_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| workspace_artifact("IDEM_NODE_BIN", "idem-node", &["--bin", "idem-node"], "idem-node")).clone()
 }
@@ -71,6 +72,29 @@ impl TestCluster {
     /// A cluster with TLS, mutual TLS and tokens from `security` (or none);
     /// the harness's own calls use its admin token.
     pub async fn start_secured(n: usize, extra_args: &[&str], security: Option<Security>) -> TestCluster {
+        Self::planned(n, extra_args, security).launch().await
+    }
+
+    /// `n` nodes seeded with `idem-node restore --from backup` (each must
+    /// succeed), then started as a new cluster.
+    pub async fn start_restored(n: usize, backup: &Path) -> TestCluster {
+        let cluster = Self::planned(n, &[], Security::from_env());
+        for id in cluster.ids() {
+            let out = Command::new(node_binary())
+                .args(["restore", "--id", &id.to_string(), "--initial-cluster", &cluster.initial_cluster])
+                .arg("--from")
+                .arg(backup)
+                .arg("--data-dir")
+                .arg(&cluster.node(id).data_dir)
+                .output()
+                .expect("running idem-node restore");
+            assert!(out.status.success(), "restore of node {id} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        cluster.launch().await
+    }
+
+    /// Ports, data directories and flags for `n` nodes; nothing started.
+    fn planned(n: usize, extra_args: &[&str], security: Option<Security>) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let nodes: Vec<Node> = (1..=n)
             .map(|i| Node {
@@ -86,7 +110,7 @@ impl TestCluster {
             .map(|(i, n)| format!("{}=127.0.0.1:{}", i + 1, n.port))
             .collect::<Vec<_>>()
             .join(",");
-        let mut cluster = TestCluster {
+        TestCluster {
             nodes,
             initial_cluster,
             initial_size: n,
@@ -94,12 +118,16 @@ impl TestCluster {
             api: Api::for_cluster(security.as_ref()),
             security,
             _dir: dir,
-        };
-        for id in cluster.ids() {
-            cluster.spawn(id);
         }
-        cluster.leader().await;
-        cluster
+    }
+
+    /// Start every planned node and wait for a leader.
+    async fn launch(mut self) -> TestCluster {
+        for id in self.ids() {
+            self.spawn(id);
+        }
+        self.leader().await;
+        self
     }
 
     pub fn ids(&self) -> Vec<u64> {

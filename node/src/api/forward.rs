@@ -1,4 +1,4 @@
-//! Followers proxy linearizable reads and membership changes to the leader,
+//! Followers proxy linearizable reads, membership changes and backups to the leader,
 //! one hop, within the request deadline, so a client may call any node.
 //! Writes to records are not proxied: the follower validates them and its
 //! proposer sends the operations to the leader in bincode (`App::replicate`).
@@ -13,6 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use idem_client::backup;
 use idem_client::proto::{Consistency, GetQuery, LEADER_HEADER};
 
 use super::error::ApiError;
@@ -43,7 +44,10 @@ fn needs_leader(app: &App, req: &Request) -> bool {
     }
     let path = req.uri().path();
     match *req.method() {
-        Method::GET => path.starts_with("/v1/ns/") && query(req).consistency == Consistency::Linearizable,
+        Method::GET => {
+            (path.starts_with("/v1/ns/") && query(req).consistency == Consistency::Linearizable)
+                || path.starts_with("/v1/admin/")
+        }
         _ => path.starts_with("/v1/cluster/"),
     }
 }
@@ -98,7 +102,11 @@ async fn proxy(app: &App, leader: &str, parts: &Parts, body: Bytes, wait: Durati
         .http
         .request(parts.method.clone(), app.peers.url(leader, path))
         .header(FORWARDED_BY, app.id.to_string())
-        .timeout(app.config.request_timeout + wait)
+        .timeout(if path.starts_with("/v1/admin/") {
+            super::admin::TRANSFER_WAIT
+        } else {
+            app.config.request_timeout + wait
+        })
         .body(body);
     // The leader checks the caller's token again.
     for name in [header::CONTENT_TYPE, header::AUTHORIZATION] {
@@ -119,6 +127,17 @@ async fn proxy(app: &App, leader: &str, parts: &Parts, body: Bytes, wait: Durati
         if let Some(v) = resp.headers().get(&name) {
             builder = builder.header(name, v.clone());
         }
+    }
+    if resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == backup::CONTENT_TYPE) {
+        // A backup may be gigabytes: passed through as it comes, with its
+        // length, so a cut shows as a short body (the client checks it).
+        if let Some(len) = resp.headers().get(header::CONTENT_LENGTH) {
+            builder = builder.header(header::CONTENT_LENGTH, len.clone());
+        }
+        let chunks = futures::stream::unfold(resp, |mut resp| async move {
+            resp.chunk().await.transpose().map(|chunk| (chunk, resp))
+        });
+        return builder.body(Body::from_stream(chunks)).map_err(|e| Failed::Other(ApiError::internal(e)));
     }
     let bytes = resp
         .bytes()

@@ -1,6 +1,7 @@
 //! The HTTP surface of a node: the client API of API.md, Raft RPC, health and
 //! metrics, all on one port.
 
+mod admin;
 mod auth;
 mod batch;
 mod cluster;
@@ -46,6 +47,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/cluster", get(cluster::status))
         .route("/v1/cluster/learners", post(cluster::add_learner))
         .route("/v1/cluster/voters", post(cluster::change_voters))
+        .route("/v1/admin/snapshot", get(admin::snapshot))
         .route("/metrics", get(metrics::render))
         .route_layer(from_fn_with_state(app.clone(), forward::to_leader))
         .route_layer(from_fn_with_state(app.clone(), forward::name_leader))

@@ -12,6 +12,7 @@ pub mod layout;
 mod log;
 mod overlay;
 mod pending;
+mod restore;
 mod snapshot;
 mod state_machine;
 mod view;
@@ -21,6 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use log::{LogOptions, LogStore, PurgeBarrier};
+pub use restore::{restore, Restored};
 pub use state_machine::StateMachineStore;
 pub use view::StateView;
 

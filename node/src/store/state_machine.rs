@@ -106,6 +106,20 @@ impl StateMachineStore {
         self.snapshot_dir.join(file)
     }
 
+    /// A name for a state tree other than the current one. A fresh database's
+    /// first id is 0, which names the tree it starts with (`sm-0`): loading a
+    /// snapshot into that very tree and then dropping it as the old one would
+    /// lose the snapshot (a restore's first install does exactly this).
+    fn fresh_tree_name(&self) -> Result<String, StorageError> {
+        let current = self.view.read_overlay().tree().name();
+        loop {
+            let name = format!("{}{}", layout::SM_TREE_PREFIX, self.db.generate_id().map_err(io)?);
+            if name.as_bytes() != &current[..] {
+                return Ok(name);
+            }
+        }
+    }
+
     fn current_snapshot(&self) -> Result<Option<SnapshotInfo>, StorageError> {
         read_key(&self.root, layout::CURRENT_SNAPSHOT)
     }
@@ -277,7 +291,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let info = SnapshotInfo { meta: meta.clone(), file: format!("{}.snap", meta.snapshot_id) };
         let final_path = self.snapshot_path(&info.file);
-        let name = format!("{}{}", layout::SM_TREE_PREFIX, self.db.generate_id().map_err(io)?);
+        let name = self.fresh_tree_name()?;
         let (db, db_dir, root, writeback) =
             (self.db.clone(), self.db_dir.clone(), self.root.clone(), self.writeback.control());
         // No snapshot is being streamed from the tree this replaces.

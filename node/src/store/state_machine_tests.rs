@@ -110,6 +110,24 @@ async fn snapshot_installs_the_same_state_and_survives_reopen() {
     assert_eq!(live, 4_500, "the short-lived tenth is absent on both");
 }
 
+/// A fresh store's first install (what `idem-node restore` does, with no
+/// `begin_receiving_snapshot` before it) must not load into the tree it then
+/// drops as the old one.
+#[tokio::test]
+async fn the_first_install_into_a_fresh_store_survives_reopen() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_log_a, mut a) = open(dir_a.path(), TEST_CACHE).unwrap();
+    let last = fill(&mut a, 100).await;
+    let built = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    {
+        let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
+        b.install_snapshot(&built.meta, built.snapshot).await.unwrap();
+    }
+    let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
+    assert_eq!(b.applied_state().await.unwrap().0, Some(LogId::new(CommittedLeaderId::new(1, 1), last)));
+    assert_eq!(b.view().records(), a.view().records());
+}
+
 #[tokio::test]
 async fn applied_state_survives_reopen_without_reapplying() {
     let dir = tempfile::tempdir().unwrap();

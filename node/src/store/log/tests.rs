@@ -363,3 +363,21 @@ fn appends_waiting_together_share_fsyncs() {
     assert_eq!(fsyncs, batches.len() as u64, "one fsync per batch (the segment never rotates)");
     assert!(fsyncs < N / 2, "appends queued behind an fsync share the next one");
 }
+
+/// What `idem-node restore` writes into an empty log: purged up to the
+/// backup's applied id, committed there, a vote at its term. All must come
+/// back on reopen, or openraft looks for entries that never existed.
+#[tokio::test]
+async fn a_purge_of_an_empty_log_survives_a_reopen() {
+    let node = Node::new();
+    let mut log = node.open().expect("open");
+    log.purge(log_id(3, 13)).await.expect("purge");
+    log.save_committed(Some(log_id(3, 13))).await.expect("committed");
+    log.save_vote(&Vote::new(3, 1)).await.expect("vote");
+    drop(log);
+    let mut log = node.open().expect("reopen");
+    let state = log.get_log_state().await.expect("state");
+    assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(log_id(3, 13)), Some(log_id(3, 13))));
+    assert_eq!(log.read_committed().await.expect("committed"), Some(log_id(3, 13)));
+    assert_eq!(log.read_vote().await.expect("vote"), Some(Vote::new(3, 1)));
+}

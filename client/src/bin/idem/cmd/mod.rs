@@ -8,6 +8,7 @@ mod complete;
 mod delete;
 mod get;
 mod release;
+mod snapshot;
 
 use idem_client::{Client, Error};
 
@@ -49,6 +50,9 @@ pub enum Command {
     /// Cluster status and membership.
     #[command(subcommand)]
     Cluster(cluster::Command),
+    /// Backups of the whole registry.
+    #[command(subcommand)]
+    Snapshot(snapshot::Command),
 }
 
 impl Command {
@@ -61,6 +65,7 @@ impl Command {
             Command::Get(a) => get::run(client, out, a).await,
             Command::Delete(t) => delete::run(client, out, t).await,
             Command::Cluster(c) => cluster::run(client, out, c).await,
+            Command::Snapshot(c) => snapshot::run(client, out, c).await,
         }
     }
 }
