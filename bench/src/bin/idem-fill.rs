@@ -125,7 +125,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let url = format!("{}/v1/batch", leader_url(&http, &args).await?);
-    eprintln!("fill: {} records into namespace {} via {url}, {} batches in flight", args.records, args.ns, args.concurrency);
+    eprintln!(
+        "fill: {} records into namespace {} via {url}, {} batches in flight",
+        args.records, args.ns, args.concurrency
+    );
     let next = Arc::new(AtomicU64::new(args.start));
     let done = Arc::new(AtomicU64::new(0));
     let end = args.start + args.records;
