@@ -27,8 +27,8 @@ pub struct SnapshotInfo {
     pub file: String,
 }
 
-const BATCH: usize = 512;
-const FLUSH_EVERY: usize = 64 * BATCH;
+/// Read buffer of a snapshot load: big reads, few syscalls.
+const READ_BUF: usize = 1 << 20;
 
 fn bincode_io<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
@@ -59,43 +59,108 @@ pub fn write(tree: &sled::Tree, header: &Header, path: &Path) -> io::Result<()> 
 }
 
 fn read_part(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 4];
-    match input.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
+    let Some(len) = read_len(input)? else { return Ok(None) };
+    let mut buf = vec![0u8; len];
     input.read_exact(&mut buf)?;
     Ok(Some(buf))
 }
 
-/// Load a snapshot from the start of `file` into the empty `tree` in bounded
-/// batches, and keep a durable copy of it at `path`; returns its header.
-pub fn install(file: &mut File, tree: &sled::Tree, path: &Path) -> io::Result<Header> {
-    file.seek(SeekFrom::Start(0))?;
-    let tmp = path.with_extension("tmp");
-    let mut copy = File::create(&tmp)?;
-    io::copy(file, &mut copy)?;
-    copy.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    file.seek(SeekFrom::Start(0))?;
-    let mut input = BufReader::new(file);
-    let header: Header = crate::codec::decode_from(&mut input).map_err(bincode_io)?;
-    let mut batch = sled::Batch::default();
-    let mut n = 0;
-    while let Some(k) = read_part(&mut input)? {
-        let v = read_part(&mut input)?.ok_or_else(|| bincode_io("snapshot ends inside a pair"))?;
-        batch.insert(k, v);
-        n += 1;
-        if n % BATCH == 0 {
-            tree.apply_batch(std::mem::take(&mut batch)).map_err(io::Error::other)?;
+/// The next length prefix, `None` at the end of the file.
+fn read_len(input: &mut impl Read) -> io::Result<Option<usize>> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len) {
+        Ok(()) => Ok(Some(u32::from_le_bytes(len) as usize)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Load a snapshot (the file `file`) into the empty `tree`, and keep a
+/// durable copy of it at `path`; returns its header. When `file` is
+/// `received`, a file in the same directory as `path`, it is renamed into
+/// place instead of copied: a snapshot is hundreds of MiB, and a copy is a
+/// second write of all of it on the catch-up path.
+///
+/// The tree is fresh and nobody reads it until the caller makes it current,
+/// so the pairs go in with plain inserts (no atomic batches, no flushes on
+/// the way: the caller syncs the database once at the end), the record range
+/// and the expiry range on a thread each, since sled's inserts are what a
+/// load spends its time on and distinct key ranges do not contend.
+pub fn install(file: &mut File, received: Option<&Path>, tree: &sled::Tree, path: &Path) -> io::Result<Header> {
+    match received.filter(|r| same_file(file, r)) {
+        Some(received) => {
+            file.sync_all()?;
+            std::fs::rename(received, path)?;
         }
-        if n % FLUSH_EVERY == 0 {
-            // Unflushed sled pages stay in memory; flushing as we go bounds it.
-            tree.flush().map_err(io::Error::other)?;
+        None => {
+            let tmp = path.with_extension("tmp");
+            let mut copy = File::create(&tmp)?;
+            file.seek(SeekFrom::Start(0))?;
+            io::copy(file, &mut copy)?;
+            copy.sync_all()?;
+            std::fs::rename(&tmp, path)?;
         }
     }
-    tree.apply_batch(batch).map_err(io::Error::other)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    let mut input = BufReader::with_capacity(READ_BUF, File::open(path)?);
+    let header: Header = crate::codec::decode_from(&mut input).map_err(bincode_io)?;
+    let records = input.stream_position()?;
+    let expiries = records + skip_records(&mut input)?;
+    std::thread::scope(|s| {
+        let loads = [(records, expiries, layout::RECORD_PREFIX), (expiries, u64::MAX, layout::EXPIRY_PREFIX)]
+            .map(|(from, to, prefix)| s.spawn(move || load_range(path, from, to, prefix, tree)));
+        loads.into_iter().try_for_each(|t| t.join().unwrap_or_else(|_| Err(io::Error::other("snapshot load panicked"))))
+    })?;
     Ok(header)
+}
+
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Skip the record pairs at the start of `input`; returns their length in
+/// bytes (where the expiry pairs start).
+fn skip_records(input: &mut BufReader<File>) -> io::Result<u64> {
+    let mut skipped = 0u64;
+    let mut first = [0u8; 1];
+    while let Some(klen) = read_len(input)? {
+        if klen == 0 {
+            return Err(bincode_io("snapshot holds an empty key"));
+        }
+        input.read_exact(&mut first)?;
+        if first[0] != layout::RECORD_PREFIX {
+            input.seek_relative(-5)?;
+            return Ok(skipped);
+        }
+        input.seek_relative(klen as i64 - 1)?;
+        let vlen = read_len(input)?.ok_or_else(|| bincode_io("snapshot ends inside a pair"))?;
+        input.seek_relative(vlen as i64)?;
+        skipped += 8 + klen as u64 + vlen as u64;
+    }
+    Ok(skipped)
+}
+
+/// Insert the pairs between byte offsets `from` and `to` of the snapshot at
+/// `path` (to its end at most) into `tree`; each key must start with `prefix`.
+fn load_range(path: &Path, from: u64, to: u64, prefix: u8, tree: &sled::Tree) -> io::Result<()> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut input = BufReader::with_capacity(READ_BUF, file);
+    let mut at = from;
+    while at < to {
+        let Some(k) = read_part(&mut input)? else { break };
+        let v = read_part(&mut input)?.ok_or_else(|| bincode_io("snapshot ends inside a pair"))?;
+        if k.first() != Some(&prefix) {
+            return Err(bincode_io("snapshot pairs out of order"));
+        }
+        at += 8 + (k.len() + v.len()) as u64;
+        tree.insert(k, v).map_err(io::Error::other)?;
+    }
+    Ok(())
 }

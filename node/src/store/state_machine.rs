@@ -74,6 +74,7 @@ impl StateMachineStore {
             }
         }
         let tree = db.open_tree(&current).map_err(io)?;
+        remove_stray_snapshot_files(&root, &snapshot_dir)?;
         let Header { applied, membership, meta } = read_header(&tree)?;
         let view = Arc::new(StateView::new(tree, &meta, applied));
         let writeback = Writeback::start(view.clone(), db.clone(), db_dir.clone());
@@ -131,6 +132,20 @@ fn remember_snapshot(root: &sled::Tree, dir: &Path, info: &SnapshotInfo) -> Resu
     root.insert(layout::CURRENT_SNAPSHOT, encode(info)?).map_err(io)?;
     if let Some(prev) = previous.filter(|p| p.file != info.file) {
         let _ = std::fs::remove_file(dir.join(&prev.file));
+    }
+    Ok(())
+}
+
+/// Delete every file in `dir` but the current snapshot's: what a crash left
+/// of a transfer (`*.part`), of a build (`*.tmp`), or of an install that never
+/// became current (`*.snap`); at a few hundred MiB each they are worth it.
+fn remove_stray_snapshot_files(root: &sled::Tree, dir: &Path) -> Result<(), StorageError> {
+    let current: Option<SnapshotInfo> = read_key(root, layout::CURRENT_SNAPSHOT)?;
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if current.as_ref().is_none_or(|c| entry.file_name() != c.file.as_str()) {
+            std::fs::remove_file(entry.path()).map_err(io)?;
+        }
     }
     Ok(())
 }
@@ -285,10 +300,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> Result<(), StorageError> {
         let started = std::time::Instant::now();
         let mut file = snapshot.into_std().await;
-        if let Some(part) = self.incoming.take() {
-            // Unlinking is safe while `file` may still be that very file.
-            let _ = std::fs::remove_file(part);
-        }
+        // Usually the very file `file` is; then it becomes the snapshot's copy.
+        let received = self.incoming.take();
         let info = SnapshotInfo { meta: meta.clone(), file: format!("{}.snap", meta.snapshot_id) };
         let final_path = self.snapshot_path(&info.file);
         let name = self.fresh_tree_name()?;
@@ -303,7 +316,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let (tree, header, frozen) = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
             let frozen = writeback.freeze(false)?;
             let tree = db.open_tree(&name).map_err(io)?;
-            let header = snapshot::install(&mut file, &tree, &final_path).map_err(io)?;
+            let header = snapshot::install(&mut file, received.as_deref(), &tree, &final_path).map_err(io)?;
+            if let Some(part) = received.filter(|p| p.exists()) {
+                // Not renamed into place: a leftover of a restarted transfer.
+                let _ = std::fs::remove_file(part);
+            }
             let mut batch = sled::Batch::default();
             batch.insert(layout::APPLIED, encode(&header.applied)?);
             batch.insert(layout::MEMBERSHIP, encode(&header.membership)?);

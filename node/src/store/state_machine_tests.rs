@@ -128,6 +128,68 @@ async fn the_first_install_into_a_fresh_store_survives_reopen() {
     assert_eq!(b.view().records(), a.view().records());
 }
 
+/// The file names in the snapshot directory of the node at `dir`.
+fn snapshot_files(dir: &std::path::Path) -> Vec<String> {
+    let files = std::fs::read_dir(dir.join("snapshots")).unwrap();
+    let mut names: Vec<_> = files.map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_snapshot_replaces_existing_state_exactly_and_keeps_the_received_file() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_log_a, mut a) = open(dir_a.path(), TEST_CACHE).unwrap();
+    let last = fill(&mut a, 30_000).await;
+    a.apply([entry_at(last + 1, 100_000, Command::Tick)]).await.unwrap();
+    let mut built = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
+    // State of b's own, part of it written back and part only in the overlay.
+    let ops = (0..500).map(|i| claim(format!("b-only{i}"), 600_000)).collect();
+    b.apply([entry(1, Command::Ops(ops))]).await.unwrap();
+    tokio::time::sleep(super::super::writeback::INTERVAL * 3).await;
+    b.apply([entry(2, Command::Ops(vec![claim("b-late".into(), 600_000)]))]).await.unwrap();
+    let mut data = b.begin_receiving_snapshot().await.unwrap();
+    tokio::io::copy(&mut built.snapshot, &mut *data).await.unwrap();
+    b.install_snapshot(&built.meta, data).await.unwrap();
+    let expected = a.view().dump();
+    assert_eq!(b.view().dump(), expected);
+    assert_eq!(b.view().records(), a.view().records());
+    assert!(b.view().get(&RecordId::new("ns", "b-only7")).unwrap().is_none());
+    let snap = format!("{}.snap", built.meta.snapshot_id);
+    assert_eq!(snapshot_files(dir_b.path()), [snap.clone()], "the received file became the snapshot");
+    drop((b, _log_b));
+    let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
+    assert_eq!(b.view().dump(), expected);
+    let current = b.get_current_snapshot().await.unwrap().expect("installed snapshot is current");
+    assert_eq!(current.meta, built.meta);
+}
+
+#[tokio::test]
+async fn reopening_after_a_crashed_install_keeps_the_old_state_and_drops_the_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let (_log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+        fill(&mut sm, 1_000).await;
+        sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        // What `kill -9` mid-install leaves: a half-loaded tree that never
+        // became current, the renamed snapshot file, and a transfer's part.
+        let half = sm.db.open_tree(format!("{}99", layout::SM_TREE_PREFIX)).unwrap();
+        half.insert(layout::record_key(&RecordId::new("ns", "k1")), &b"half"[..]).unwrap();
+        sm.db.flush().unwrap();
+        for stray in ["9-99-1.snap", "incoming-7.part", "9-99-2.tmp"] {
+            std::fs::write(dir.path().join("snapshots").join(stray), b"partial").unwrap();
+        }
+        sm.view().dump()
+    };
+    let (_log, sm) = open(dir.path(), TEST_CACHE).unwrap();
+    assert_eq!(sm.view().dump(), before);
+    let trees: Vec<_> = sm.db.tree_names().into_iter().filter(|n| n.starts_with(b"sm.")).collect();
+    assert_eq!(trees.len(), 1, "only the current state tree is left");
+    let current = sm.current_snapshot().unwrap().expect("the built snapshot is still current");
+    assert_eq!(snapshot_files(dir.path()), [current.file]);
+}
+
 #[tokio::test]
 async fn applied_state_survives_reopen_without_reapplying() {
     let dir = tempfile::tempdir().unwrap();
