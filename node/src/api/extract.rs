@@ -147,3 +147,94 @@ async fn discard(chunks: &mut BodyDataStream, cap: usize) {
     };
     let _ = tokio::time::timeout(LINGER, drain).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Uri;
+    use axum::routing::get;
+    use axum::{Json, Router};
+    use bolero::TypeGenerator;
+    use idem_client::path::{key_path, key_path_unchecked};
+    use idem_client::proto::{ErrorBody, ErrorCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Random text is almost never a valid namespace, so valid ones are picked.
+    #[derive(Debug, TypeGenerator)]
+    enum Ns {
+        Valid(u8),
+        Any(String),
+    }
+
+    impl Ns {
+        fn text(&self) -> String {
+            const VALID: [&str; 4] =
+                ["payments", "a", "Orders.v2_eu-1", "n123456789012345678901234567890123456789012345678901234567890123"];
+            match self {
+                Ns::Valid(i) => VALID[usize::from(*i) % VALID.len()].to_owned(),
+                Ns::Any(ns) => ns.clone(),
+            }
+        }
+    }
+
+    #[derive(Debug, TypeGenerator)]
+    enum PathInput {
+        /// A namespace and key as a caller has them.
+        Text { ns: Ns, key: String },
+        /// Any bytes as the key, each percent-encoded: `%FF` and all.
+        RawKey { ns: Ns, key: Vec<u8> },
+    }
+
+    /// The status and body [`RecordPath`] answers for `path`.
+    async fn answer(path: &str) -> (StatusCode, Bytes) {
+        let echo = Router::new().route("/v1/ns/{ns}/keys/{key}", get(|RecordPath(id): RecordPath| async { Json(id) }));
+        let req = Request::get(path).body(Body::empty()).expect("a request");
+        let resp = echo.oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        (status, axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("a body"))
+    }
+
+    fn assert_refused(path: &str, status: StatusCode, body: &[u8]) {
+        // 404: the path did not even match the route (a `/` in the namespace).
+        assert!(matches!(status, StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND), "{path}: {status}");
+        if status == StatusCode::BAD_REQUEST {
+            let body: ErrorBody = serde_json::from_slice(body).expect("an API error body");
+            assert_eq!(body.error.code, ErrorCode::BadRequest, "{path}");
+        }
+    }
+
+    /// Fuzz target: whatever the path holds, the extractor never panics and
+    /// refuses with `bad_request`; a valid namespace and key that
+    /// `idem_client::path` encoded decode to exactly themselves.
+    #[test]
+    fn record_paths_decode_to_what_the_client_encoded() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        bolero::check!().with_type::<PathInput>().for_each(|input| {
+            let (path, expected) = match input {
+                PathInput::Text { ns, key } => match key_path(&ns.text(), key) {
+                    Ok(path) => (path, Some(RecordId::new(ns.text(), key))),
+                    Err(_) => (key_path_unchecked(&ns.text(), key), None),
+                },
+                PathInput::RawKey { ns, key } => {
+                    let ns = ns.text();
+                    let encoded: String = key.iter().map(|b| format!("%{b:02X}")).collect();
+                    let text = String::from_utf8(key.clone()).ok();
+                    let valid = text.as_deref().is_some_and(|k| key_path(&ns, k).is_ok());
+                    (format!("/v1/ns/{ns}/keys/{encoded}"), text.filter(|_| valid).map(|k| RecordId::new(&ns, k)))
+                }
+            };
+            if path.parse::<Uri>().is_err() {
+                return; // no HTTP request can carry it
+            }
+            let (status, body) = rt.block_on(answer(&path));
+            match expected {
+                Some(id) => {
+                    assert_eq!(status, StatusCode::OK, "{path}");
+                    assert_eq!(serde_json::from_slice::<RecordId>(&body).expect("the echoed id"), id, "{path}");
+                }
+                None => assert_refused(&path, status, &body),
+            }
+        });
+    }
+}

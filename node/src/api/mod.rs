@@ -28,8 +28,9 @@ use crate::app::App;
 use error::ApiError;
 use extract::BodyRules;
 
-/// Raft messages (log batches, snapshot chunks) may exceed the client body limit.
-const RAFT_BODY_LIMIT: usize = 256 * 1024 * 1024;
+/// Raft messages (log batches, snapshot chunks) may exceed the client body
+/// limit; they are bounded by what the codec will decode.
+const RAFT_BODY_LIMIT: usize = crate::codec::MAX_DECODE_BYTES;
 
 pub use metrics::register as register_metrics;
 

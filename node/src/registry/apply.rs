@@ -252,3 +252,7 @@ impl<T: Tables> Ctx<'_, T> {
 #[cfg(test)]
 #[path = "apply_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "apply_fuzz.rs"]
+mod fuzz;

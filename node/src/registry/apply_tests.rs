@@ -9,14 +9,14 @@ use crate::registry::MemTables;
 
 /// A replica in miniature: tables, meta and the next log index.
 #[derive(Default)]
-struct Replica {
-    tables: MemTables,
-    meta: Meta,
+pub(super) struct Replica {
+    pub(super) tables: MemTables,
+    pub(super) meta: Meta,
     index: u64,
 }
 
 impl Replica {
-    fn run(&mut self, stamp_ms: u64, cmd: Command) -> Response {
+    pub(super) fn run(&mut self, stamp_ms: u64, cmd: Command) -> Response {
         self.index += 1;
         apply(&mut self.tables, &mut self.meta, self.index, &Request { stamp_ms, cmd })
     }
