@@ -41,6 +41,13 @@ pub fn decode_from<T: DeserializeOwned>(input: &mut impl Read) -> Result<T, Deco
     bincode::serde::decode_from_std_read(input, CONFIG)
 }
 
+/// How many bytes `value` encodes to, without encoding it anywhere.
+pub fn encoded_len<T: Serialize>(value: &T) -> Result<usize, EncodeError> {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, CONFIG)?;
+    Ok(size.bytes_written)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};

@@ -26,6 +26,13 @@ const IN_FLIGHT: usize = 2;
 /// Requests that may wait for a batch before submitters feel back-pressure.
 const QUEUE: usize = 8192;
 
+/// Encoded operations per entry, beyond which a batch closes. Without it,
+/// 1024 requests of a 1 MiB result each would make one entry of 1 GiB: over
+/// the Raft RPC and decode limits (`codec::MAX_DECODE_BYTES`), so it could
+/// neither be replicated nor read back from the log after a restart. A single
+/// request larger than this still goes, alone.
+const MAX_ENTRY_BYTES: usize = 16 * 1024 * 1024;
+
 type Answer = Result<Vec<Outcome>, ClusterError>;
 
 /// One request's operations (one for a single call, up to a batch's 1000),
@@ -35,6 +42,8 @@ struct Pending {
     /// False for operations a follower forwarded here: they must not travel on.
     may_forward: bool,
     reply: oneshot::Sender<Answer>,
+    /// The operations' encoded size, toward [`MAX_ENTRY_BYTES`].
+    bytes: usize,
 }
 
 /// The submitting side, held by `App`.
@@ -56,7 +65,8 @@ impl Proposer {
         debug_assert!(!group.ops.is_empty() && group.ops.len() <= MAX_OPS_PER_ENTRY);
         let (reply, answer) = oneshot::channel();
         let stopped = || ClusterError::Unavailable("the node is shutting down".into());
-        self.tx.send(Pending { group, may_forward, reply }).await.map_err(|_| stopped())?;
+        let bytes = crate::codec::encoded_len(&group.ops).map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        self.tx.send(Pending { group, may_forward, reply, bytes }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -77,22 +87,31 @@ pub async fn run(app: Arc<App>, Queue(mut rx): Queue) {
                 None => return,
             },
         };
-        let mut size = first.group.ops.len();
-        let mut batch = vec![first];
-        while let Ok(next) = rx.try_recv() {
-            if size + next.group.ops.len() > MAX_OPS_PER_ENTRY {
-                carried = Some(next);
-                break;
-            }
-            size += next.group.ops.len();
-            batch.push(next);
-        }
+        let (batch, size, next) = fill(first, &mut rx);
+        carried = next;
         let app = app.clone();
         tokio::spawn(async move {
             propose(&app, batch, size).await;
             drop(permit);
         });
     }
+}
+
+/// One entry's batch: `first` and whatever waits in `rx` while it fits in
+/// [`MAX_OPS_PER_ENTRY`] and [`MAX_ENTRY_BYTES`]; also its op count, and the
+/// first request that did not fit (it starts the next batch).
+fn fill(first: Pending, rx: &mut mpsc::Receiver<Pending>) -> (Vec<Pending>, usize, Option<Pending>) {
+    let (mut size, mut bytes) = (first.group.ops.len(), first.bytes);
+    let mut batch = vec![first];
+    while let Ok(next) = rx.try_recv() {
+        if size + next.group.ops.len() > MAX_OPS_PER_ENTRY || bytes + next.bytes > MAX_ENTRY_BYTES {
+            return (batch, size, Some(next));
+        }
+        size += next.group.ops.len();
+        bytes += next.bytes;
+        batch.push(next);
+    }
+    (batch, size, None)
 }
 
 /// Replicate `batch` as one entry and hand each request its outcomes. A
@@ -118,3 +137,52 @@ async fn propose(app: &App, batch: Vec<Pending>, size: usize) {
 }
 
 static OPS: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{Op, RecordId};
+
+    fn pending(ops: usize, bytes: usize) -> Pending {
+        let claim = |i| Op::Claim {
+            id: RecordId::new("ns", format!("k{i}")),
+            lease_ms: 1_000,
+            retention_ms: 1_000,
+            fingerprint: None,
+            owner: None,
+            claim_id: None,
+        };
+        let group = Group { caller: None, ops: (0..ops).map(claim).collect() };
+        Pending { group, may_forward: true, reply: oneshot::channel().0, bytes }
+    }
+
+    fn queue(waiting: Vec<Pending>) -> mpsc::Receiver<Pending> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        for p in waiting {
+            tx.try_send(p).unwrap_or_else(|_| panic!("queue full"));
+        }
+        rx
+    }
+
+    #[test]
+    fn a_batch_closes_at_the_op_limit_and_at_the_byte_limit() {
+        let mut rx = queue(vec![pending(400, 10), pending(600, 10), pending(100, 10)]);
+        let (batch, size, next) = fill(pending(24, 10), &mut rx);
+        assert_eq!((batch.len(), size, next.map(|p| p.group.ops.len())), (3, 1024, Some(100)));
+
+        let mib = 1024 * 1024;
+        let mut rx = queue(vec![pending(1, 6 * mib), pending(1, 6 * mib), pending(1, mib)]);
+        let (batch, size, next) = fill(pending(1, 6 * mib), &mut rx);
+        assert_eq!((batch.len(), size, next.map(|p| p.bytes)), (2, 2, Some(6 * mib)));
+        // A request over the byte limit on its own still goes, alone.
+        let (batch, _, next) = fill(pending(1, 20 * mib), &mut queue(vec![pending(1, 1)]));
+        assert_eq!((batch.len(), next.map(|p| p.bytes)), (1, Some(1)));
+    }
+
+    #[test]
+    fn the_size_counted_is_the_encoded_size() {
+        let p = pending(3, 0);
+        let encoded = crate::codec::encode(&p.group.ops).expect("encode").len();
+        assert_eq!(crate::codec::encoded_len(&p.group.ops).expect("size"), encoded);
+    }
+}
