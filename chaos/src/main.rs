@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run clients and nemeses against a running cluster, heal, read every key back, check.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check a recorded history again.
     Check(CheckArgs),
 }
@@ -117,7 +117,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Run(args) => {
-            tokio::runtime::Runtime::new().context("starting tokio").and_then(|rt| rt.block_on(run(args)))
+            tokio::runtime::Runtime::new().context("starting tokio").and_then(|rt| rt.block_on(run(*args)))
         }
         Cmd::Check(args) => File::open(&args.history)
             .with_context(|| format!("opening {}", args.history.display()))

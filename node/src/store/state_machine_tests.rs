@@ -157,7 +157,7 @@ async fn a_large_snapshot_replaces_existing_state_exactly_and_keeps_the_received
     assert_eq!(b.view().records(), a.view().records());
     assert!(b.view().get(&RecordId::new("ns", "b-only7")).unwrap().is_none());
     let snap = format!("{}.snap", built.meta.snapshot_id);
-    assert_eq!(snapshot_files(dir_b.path()), [snap.clone()], "the received file became the snapshot");
+    assert_eq!(snapshot_files(dir_b.path()), std::slice::from_ref(&snap), "the received file became the snapshot");
     drop((b, _log_b));
     let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
     assert_eq!(b.view().dump(), expected);
