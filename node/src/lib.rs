@@ -14,6 +14,7 @@
 //! - [`codec`]: the one bincode configuration (log, state, snapshots, Raft RPC).
 //! - [`serve`]: the HTTP server loop: TLS, connection cap, header deadline.
 //! - [`tls`], [`auth`]: TLS material and mutual TLS between nodes; bearer tokens and grants.
+//! - [`handover`]: a stopping leader has a caught-up follower campaign first.
 //! - [`config`], [`clock`], [`telemetry`], [`ticker`], [`error`].
 
 // openraft's StorageError and the registry's refusals are returned by value:
@@ -28,6 +29,7 @@ pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod handover;
 pub mod network;
 pub mod proposer;
 pub mod registry;
@@ -150,7 +152,9 @@ fn reload_tokens_on_sighup(app: Arc<App>) -> std::io::Result<tokio::task::JoinHa
 }
 
 /// Run a node on `listener` until `shutdown` resolves, then stop gracefully:
-/// finish in-flight requests, then shut Raft down.
+/// hand leadership over if this node leads (still serving, since the
+/// successor's vote request comes in on this port), finish in-flight
+/// requests, then shut Raft down.
 pub async fn run(
     config: Config,
     listener: tokio::net::TcpListener,
@@ -186,7 +190,14 @@ pub async fn run(
         tokens = app.tokens.is_some(),
         "serving"
     );
-    let served = serve::serve(listener, tls.map(|t| t.server), api::router(app.clone()), limits, shutdown).await;
+    let stopping = {
+        let app = app.clone();
+        async move {
+            shutdown.await;
+            handover::hand_over(&app).await;
+        }
+    };
+    let served = serve::serve(listener, tls.map(|t| t.server), api::router(app.clone()), limits, stopping).await;
     ticker.abort();
     proposals.abort();
     reloads.abort();
