@@ -46,6 +46,9 @@ use crate::types::{NodeId, RaftMetrics};
 /// The longest a stop waits for the handover before it goes on without one.
 pub const BUDGET: Duration = Duration::from_secs(2);
 
+/// The pause before asking the successor again when a request did not reach it.
+const RETRY_AFTER: Duration = Duration::from_millis(20);
+
 /// The body of `POST /raft/handover`: the leader that asks, in its term. The
 /// receiver campaigns only while it still follows that leader in that term,
 /// so a late or repeated request cannot start a needless election.
@@ -87,15 +90,25 @@ async fn transfer(app: &App) -> Result<NodeId, String> {
         metrics.changed().await.map_err(|_| "raft stopped".to_string())?;
     };
     let body = encode(&HandoverRequest { leader: app.id, term }).map_err(|e| e.to_string())?;
-    let resp = app
-        .peers
-        .http
-        .post(app.peers.url(&addr, paths::HANDOVER))
-        .header(reqwest::header::CONTENT_TYPE, BINCODE)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("asking node {to}: {e}"))?;
+    let resp = loop {
+        let sent = app
+            .peers
+            .http
+            .post(app.peers.url(&addr, paths::HANDOVER))
+            .header(reqwest::header::CONTENT_TYPE, BINCODE)
+            .body(body.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => break resp,
+            // A pooled connection to a process that since restarted fails
+            // once; asking again is harmless (see `HandoverRequest`).
+            Err(e) => {
+                tracing::debug!(to, error = %e, "asking for a handover; trying again");
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+        }
+    };
     if !resp.status().is_success() {
         let why = resp.text().await.unwrap_or_default();
         return Err(format!("node {to} declined: {why}"));
