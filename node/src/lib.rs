@@ -194,6 +194,11 @@ pub async fn run(
         let app = app.clone();
         async move {
             shutdown.await;
+            // Once the server stops taking connections a stopping node no
+            // longer hears its leader while it drains; it must not campaign
+            // for a term it will not serve (a leader that hands over would,
+            // half a second later, win back the leadership it just gave).
+            app.raft.runtime_config().elect(false);
             handover::hand_over(&app).await;
         }
     };
