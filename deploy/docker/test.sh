@@ -228,7 +228,8 @@ roll() {
     code="$(docker inspect -f '{{.State.ExitCode}}' "$(cid "$i")")"
     [[ "$code" == 0 ]] || fail "node$i exited $code on SIGTERM"
     [[ "$role" == follower ]] ||
-      step "roll: node$i says: $(docker logs --tail 20 "$(cid "$i")" 2>&1 | grep -o '"message":"leadership[^"]*"' | tail -1)"
+      step "roll: node$i says: $(docker logs --tail 30 "$(cid "$i")" 2>&1 |
+        grep -E 'shutdown requested|leadership|shutting down raft' | cut -c15-140 | tr '\n' ' ')"
     if [[ -n "$to" ]]; then
       IMAGE="$to" compose up -d --no-deps "node$i" >/dev/null 2>&1 || fail "recreating node$i on $to"
     else
