@@ -101,6 +101,9 @@ async fn transfer(app: &App) -> Result<NodeId, String> {
             .await;
         match sent {
             Ok(resp) => break resp,
+            // Nothing listens there: the successor is down or stopping too
+            // (a whole cluster stopped at once); waiting would only delay this stop.
+            Err(e) if e.is_connect() => return Err(format!("node {to} is not listening: {e}")),
             // A pooled connection to a process that since restarted fails
             // once; asking again is harmless (see `HandoverRequest`).
             Err(e) => {
