@@ -2,7 +2,7 @@
 //! and the one way every write is proposed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,6 +101,10 @@ pub struct App {
     last_proposal_ms: AtomicU64,
     started: Instant,
     abandoned_claims: AtomicU64,
+    /// Set once a stopping leader hands leadership over ([`crate::handover`]):
+    /// from then on this node appends nothing, so its successor's log stays
+    /// as long as its own.
+    handing_over: AtomicBool,
 }
 
 impl App {
@@ -126,6 +130,7 @@ impl App {
             last_proposal_ms: AtomicU64::new(0),
             started: Instant::now(),
             abandoned_claims: AtomicU64::new(0),
+            handing_over: AtomicBool::new(false),
         }
     }
 
@@ -196,16 +201,28 @@ impl App {
         }
     }
 
+    /// Stop proposing for good: this leader is handing leadership over.
+    pub fn begin_handover(&self) {
+        self.handing_over.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this node has stopped proposing to hand leadership over.
+    pub fn handing_over(&self) -> bool {
+        self.handing_over.load(Ordering::Relaxed)
+    }
+
     /// Replicate `groups` (`size` ops in all) as one entry: proposed here
     /// when this node leads, else (`may_forward`) sent to the leader over the
     /// node-to-node connection. A leader that refuses the connection (it just
-    /// died) never got them, so they wait for the next leader and go once more.
+    /// died) or is handing over (this one, or another) never got them, so they
+    /// wait for the next leader and go once more.
     pub async fn replicate(&self, groups: Vec<Group>, size: usize, may_forward: bool) -> Forwarded {
-        if self.is_leader() || !may_forward {
+        let handing_over = self.handing_over();
+        if (self.is_leader() && !handing_over) || !may_forward {
             return self.propose_groups(groups, size).await;
         }
         let deadline = Instant::now() + self.config.request_timeout;
-        let mut unreachable = None;
+        let mut unreachable = handing_over.then_some(self.id);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let Some((id, addr)) = self.leader(left, unreachable).await else {
@@ -254,6 +271,9 @@ impl App {
     /// Stamp `cmd` with this node's clock and replicate it as one entry;
     /// answers once a majority has it on disk and it is applied here.
     pub async fn propose(&self, cmd: Command) -> Result<Response, ClusterError> {
+        if self.handing_over() {
+            return Err(ClusterError::Unavailable("this node is handing leadership over".into()));
+        }
         let term = self.raft.metrics().borrow().current_term;
         let stamp_ms = self.clock.stamp(term, self.view.clock_ms(), self.view.observed());
         self.last_proposal_ms.store(self.monotonic_ms(), Ordering::Relaxed);

@@ -16,6 +16,7 @@
 //! - [`signals`]: background counts for `/metrics`: leader changes, abandoned claims.
 //! - [`tls`], [`auth`]: TLS material and mutual TLS between nodes; bearer tokens and grants.
 //! - [`certs`], [`restore`]: the one-shot commands `idem-node certs|token|restore`.
+//! - [`handover`]: a stopping leader has a caught-up follower campaign first.
 //! - [`config`], [`clock`], [`telemetry`], [`ticker`], [`error`].
 
 // openraft's StorageError and the registry's refusals are returned by value:
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod handover;
 pub mod network;
 pub mod proposer;
 pub mod registry;
@@ -164,7 +166,9 @@ fn reload_tokens_on_sighup(app: Arc<App>) -> std::io::Result<tokio::task::JoinHa
 }
 
 /// Run a node on `listener` until `shutdown` resolves, then stop gracefully:
-/// finish in-flight requests, then shut Raft down.
+/// hand leadership over if this node leads (still serving, since the
+/// successor's vote request comes in on this port), finish in-flight
+/// requests, then shut Raft down.
 pub async fn run(
     config: Config,
     listener: tokio::net::TcpListener,
@@ -203,7 +207,19 @@ pub async fn run(
         tokens = app.tokens.is_some(),
         "serving"
     );
-    let served = serve::serve(listener, tls.map(|t| t.server), api::router(app.clone()), limits, shutdown).await;
+    let stopping = {
+        let app = app.clone();
+        async move {
+            shutdown.await;
+            // Once the server stops taking connections a stopping node no
+            // longer hears its leader while it drains; it must not campaign
+            // for a term it will not serve (a leader that hands over would,
+            // half a second later, win back the leadership it just gave).
+            app.raft.runtime_config().elect(false);
+            handover::hand_over(&app).await;
+        }
+    };
+    let served = serve::serve(listener, tls.map(|t| t.server), api::router(app.clone()), limits, stopping).await;
     ticker.abort();
     leader_changes.abort();
     abandoned.abort();

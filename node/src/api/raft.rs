@@ -16,6 +16,7 @@ use super::resolve;
 use crate::app::App;
 use crate::codec::{decode, encode};
 use crate::error::ClusterError;
+use crate::handover;
 use crate::network::{paths, Group, BINCODE};
 use crate::registry::{Outcome, MAX_OPS_PER_ENTRY};
 
@@ -51,10 +52,26 @@ async fn snapshot(State(app): State<Arc<App>>, body: Bytes) -> Response {
     }
 }
 
+/// A stopping leader asks this node to campaign (see `crate::handover`):
+/// 200 once the election has started, 409 with the reason when it declines.
+async fn handover(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match parse(&body) {
+        Ok(req) => match handover::campaign(&app, req).await {
+            Ok(()) => StatusCode::OK.into_response(),
+            Err(why) => (StatusCode::CONFLICT, why).into_response(),
+        },
+        Err(resp) => resp,
+    }
+}
+
 /// A follower's operations: proposed here if this node leads, else refused
 /// (the follower's callers retry); never forwarded a second time. Each
 /// group's caller is checked again against this node's tokens.
 async fn forward(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    if app.handing_over() {
+        // 421: nothing was proposed, so the follower sends them to the next leader.
+        return (StatusCode::MISDIRECTED_REQUEST, "this node is handing leadership over").into_response();
+    }
     let groups: Vec<Group> = match parse(&body) {
         Ok(groups) => groups,
         Err(resp) => return resp,
@@ -92,4 +109,5 @@ pub fn routes() -> Router<Arc<App>> {
         .route(paths::VOTE, post(vote))
         .route(paths::SNAPSHOT, post(snapshot))
         .route(paths::FORWARD, post(forward))
+        .route(paths::HANDOVER, post(handover))
 }

@@ -53,6 +53,10 @@ pub async fn forward(peers: &Peers, addr: &str, groups: &[Group], timeout: Durat
         Err(e) => return unknown(e.to_string()),
     };
     let status = resp.status();
+    if status == reqwest::StatusCode::MISDIRECTED_REQUEST {
+        // A leader handing over refuses before it looks at the operations.
+        return Err(Unsent(format!("node at {addr} is handing leadership over")));
+    }
     let bytes = match resp.bytes().await {
         Ok(bytes) => bytes,
         Err(e) => return unknown(format!("the leader's answer was cut: {e}")),

@@ -24,6 +24,8 @@ pub mod paths {
     pub const SNAPSHOT: &str = "/raft/snapshot";
     /// A follower's operations, for the leader to propose.
     pub const FORWARD: &str = "/raft/forward";
+    /// A stopping leader asks a caught-up follower to campaign (`crate::handover`).
+    pub const HANDOVER: &str = "/raft/handover";
 }
 
 mod forward;
