@@ -4,7 +4,7 @@
 #
 #   scripts/fuzz.sh [--time 60s] [TARGET...]
 #
-# TARGET: codec, paths, registry (default: all, one after another).
+# TARGET: bodies, codec, paths, registry (default: all, one after another).
 # --time: per target, as Ns, Nm or Nms (default 60s). The targets are bolero
 # tests run by its random engine on stable Rust (BOLERO_RANDOM_TEST_TIME_MS
 # sets how long); a failure prints the input and the BOLERO_RANDOM_SEED that
@@ -16,16 +16,18 @@ die() { echo "${0##*/}: $*" >&2; exit 1; }
 
 # target name -> cargo test selection and the exact test name.
 declare -A SELECT=(
+  [bodies]="--lib"
   [codec]="--lib"
   [paths]="--lib"
   [registry]="--lib"
 )
 declare -A TEST=(
+  [bodies]="api::bodies_fuzz::every_body_is_accepted_or_refused_with_bad_request"
   [codec]="codec::tests::raft_messages_decode_without_panic_or_unbounded_allocation"
   [paths]="api::extract::tests::record_paths_decode_to_what_the_client_encoded"
   [registry]="registry::apply::fuzz::arbitrary_entries_keep_tokens_growing_and_replicas_equal"
 )
-ALL=(codec paths registry)
+ALL=(bodies codec paths registry)
 
 ms_of() {
   case "$1" in

@@ -4,6 +4,8 @@
 mod admin;
 mod auth;
 mod batch;
+#[cfg(test)]
+mod bodies_fuzz;
 mod cluster;
 mod debug;
 mod error;
