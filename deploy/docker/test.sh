@@ -41,7 +41,10 @@ while (($#)); do
   esac
   shift
 done
-((${#TESTS[@]})) || TESTS=(smoke partition rolling upgrade)
+if ((${#TESTS[@]} == 0)); then
+  TESTS=(smoke partition rolling)
+  [[ -z "$UPGRADE_FROM" ]] || TESTS+=(upgrade)
+fi
 
 STARTED=$SECONDS
 step() { printf '== [%3ds %(%T)T] %s\n' $((SECONDS - STARTED)) -1 "$*"; }
