@@ -11,7 +11,8 @@ use crate::registry::{Command, Op, RecordId, Request, Response};
 use crate::store::layout;
 use crate::store::open;
 use crate::store::view::TreeBytes;
-use crate::types::{Entry, LogId};
+use crate::store::LogStore;
+use crate::types::{Entry, LogId, Snapshot};
 
 const TEST_CACHE: u64 = 32 * 1024 * 1024;
 
@@ -52,6 +53,29 @@ fn ids(n: u64) -> impl Iterator<Item = RecordId> {
     (0..n).map(|i| RecordId::new("ns", format!("k{i}")))
 }
 
+/// A store of its own filled with `n` claims (with `tick`, its clock then
+/// moved on so the short-lived tenth expires), and a snapshot built from it.
+struct Source {
+    sm: StateMachineStore,
+    /// The last index applied before the snapshot.
+    last: u64,
+    built: Snapshot,
+    _log: LogStore,
+    _dir: tempfile::TempDir,
+}
+
+async fn source(n: u64, tick: bool) -> Source {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let mut last = fill(&mut sm, n).await;
+    if tick {
+        last += 1;
+        sm.apply([entry_at(last, 100_000, Command::Tick)]).await.unwrap();
+    }
+    let built = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    Source { sm, last, built, _log: log, _dir: dir }
+}
+
 #[tokio::test]
 async fn the_clock_is_observed_at_every_stamped_apply_and_not_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -78,12 +102,9 @@ async fn the_clock_is_observed_at_every_stamped_apply_and_not_after_a_restart() 
 
 #[tokio::test]
 async fn snapshot_installs_the_same_state_and_survives_reopen() {
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (_log_a, mut a) = open(dir_a.path(), TEST_CACHE).unwrap();
-    let last = fill(&mut a, 5_000).await;
-    // Advance the clock so the short-lived tenth expires (and partly sweeps).
-    a.apply([entry_at(last + 1, 100_000, Command::Tick)]).await.unwrap();
-    let mut built = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    // The clock moved on so the short-lived tenth expires (and partly sweeps).
+    let Source { sm: mut a, last, mut built, _log, _dir } = source(5_000, true).await;
+    let dir_b = tempfile::tempdir().unwrap();
 
     {
         let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
@@ -96,7 +117,7 @@ async fn snapshot_installs_the_same_state_and_survives_reopen() {
     }
     // Reopened from disk, the installed state is what `a` holds.
     let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
-    assert_eq!(b.applied_state().await.unwrap().0, Some(LogId::new(CommittedLeaderId::new(1, 1), last + 1)));
+    assert_eq!(b.applied_state().await.unwrap().0, Some(LogId::new(CommittedLeaderId::new(1, 1), last)));
     let (va, vb) = (a.view(), b.view());
     assert_eq!(va.clock_ms(), vb.clock_ms());
     assert_eq!(va.records(), vb.records());
@@ -115,10 +136,8 @@ async fn snapshot_installs_the_same_state_and_survives_reopen() {
 /// drops as the old one.
 #[tokio::test]
 async fn the_first_install_into_a_fresh_store_survives_reopen() {
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (_log_a, mut a) = open(dir_a.path(), TEST_CACHE).unwrap();
-    let last = fill(&mut a, 100).await;
-    let built = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let Source { sm: a, last, built, _log, _dir } = source(100, false).await;
+    let dir_b = tempfile::tempdir().unwrap();
     {
         let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
         b.install_snapshot(&built.meta, built.snapshot).await.unwrap();
@@ -138,11 +157,8 @@ fn snapshot_files(dir: &std::path::Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_snapshot_replaces_existing_state_exactly_and_keeps_the_received_file() {
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (_log_a, mut a) = open(dir_a.path(), TEST_CACHE).unwrap();
-    let last = fill(&mut a, 30_000).await;
-    a.apply([entry_at(last + 1, 100_000, Command::Tick)]).await.unwrap();
-    let mut built = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let Source { sm: a, mut built, _log, _dir, .. } = source(30_000, true).await;
+    let dir_b = tempfile::tempdir().unwrap();
     let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
     // State of b's own, part of it written back and part only in the overlay.
     let ops = (0..500).map(|i| claim(format!("b-only{i}"), 600_000)).collect();
