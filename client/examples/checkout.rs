@@ -96,8 +96,7 @@ fn env_duration(name: &str, default: &str) -> Duration {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let endpoints = std::env::var("IDEM_ENDPOINTS")
-        .unwrap_or_else(|_| "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003".into());
+    let endpoints = std::env::var("IDEM_ENDPOINTS").unwrap_or_else(|_| idem_client::proto::LOCAL_ENDPOINTS.into());
     let listen = std::env::var("CHECKOUT_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
     let client = Client::new(endpoints.split(','))?;
     let psp = Arc::new(Provider { delay: env_duration("CHECKOUT_CHARGE_DELAY", "500ms"), ..Default::default() });

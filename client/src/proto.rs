@@ -33,6 +33,10 @@ pub mod limits {
 /// save a follower's hop.
 pub const LEADER_HEADER: &str = "idem-leader";
 
+/// The nodes of `scripts/cluster.sh start` with its default base port
+/// (API.md): where the CLI and the project's tools look when given none.
+pub const LOCAL_ENDPOINTS: &str = "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003";
+
 /// `in_progress` or `completed`; an absent record is a 404, never a third state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -50,7 +50,7 @@ struct Common {
         long,
         env = "IDEM_ENDPOINTS",
         value_delimiter = ',',
-        default_value = "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003"
+        default_value = idem_client::proto::LOCAL_ENDPOINTS
     )]
     endpoints: Vec<String>,
 
