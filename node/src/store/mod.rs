@@ -20,6 +20,7 @@ mod writeback;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use log::{LogOptions, LogStore, PurgeBarrier};
 pub use restore::{restore, Restored};
@@ -44,16 +45,15 @@ pub fn open_with(
     log_options: &LogOptions,
 ) -> Result<(LogStore, StateMachineStore), StorageError> {
     std::fs::create_dir_all(data_dir).map_err(|e| openraft::StorageIOError::write(&e))?;
-    let db = sled::Config::new()
+    let config = sled::Config::new()
         .path(data_dir.join("db"))
         .mode(sled::Mode::HighThroughput)
         .cache_capacity(cache_bytes)
         // The state is made durable where Raft needs it (before a snapshot
         // exists, when one is installed); sled's own periodic flush would
         // only add fsyncs.
-        .flush_every_ms(None)
-        .open()
-        .map_err(|e| openraft::StorageIOError::write(&e))?;
+        .flush_every_ms(None);
+    let db = open_sled(&config).map_err(|e| openraft::StorageIOError::write(&e))?;
     let sm = StateMachineStore::open(db.clone(), data_dir.join("db"), data_dir.join("snapshots"))?;
     // Purges follow snapshots, whose state is already durable; the barrier
     // makes sure of it whatever triggers a purge.
@@ -63,5 +63,55 @@ pub fn open_with(
     Ok((log, sm))
 }
 
+/// How long [`open_sled`] waits for a lock this process may still hold.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Open sled, waiting a little for its file lock. sled releases the lock
+/// only when its background jobs (truncating and syncing a segment, writing
+/// a sealed buffer) let go of the file, which can be after the last `Db` in
+/// this process is dropped; a store reopened at once would be refused. A
+/// second process on the same data dir is still refused, after the wait.
+fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
+    let started = Instant::now();
+    loop {
+        match config.open() {
+            // sled reports a held lock as a formatted `Other` I/O error.
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock") && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            result => return result,
+        }
+    }
+}
+
 #[cfg(test)]
 mod suite_test;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path) -> sled::Config {
+        sled::Config::new().path(dir.join("db")).flush_every_ms(None)
+    }
+
+    #[test]
+    fn a_lock_let_go_while_waiting_is_taken_and_one_held_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = open_sled(&config(dir.path())).unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(held);
+        });
+        let reopened = open_sled(&config(dir.path())).expect("the lock is taken once let go");
+        releaser.join().unwrap();
+
+        let started = Instant::now();
+        let refused = open_sled(&config(dir.path())).map(drop).expect_err("a held lock is refused");
+        assert!(refused.to_string().contains("could not acquire lock"), "{refused}");
+        assert!(started.elapsed() >= LOCK_WAIT, "refused only after the wait");
+        drop(reopened);
+    }
+}
