@@ -56,28 +56,11 @@ impl StoredRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn in_progress(lease_end: u64, expires: u64) -> StoredRecord {
-        StoredRecord {
-            state: RecordState::InProgress,
-            token: 1,
-            attempt: 1,
-            claim_id: None,
-            owner: None,
-            fingerprint: None,
-            checkpoint: None,
-            result_json: None,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            lease_expires_at_ms: Some(lease_end),
-            expires_at_ms: expires,
-            retention_ms: expires,
-        }
-    }
+    use crate::registry::strategies::stored;
 
     #[test]
     fn abandoned_from_the_lease_end_until_expiry_and_never_once_completed() {
-        let rec = in_progress(100, 1_000);
+        let rec = stored(RecordState::InProgress, Some(100), 1_000);
         assert!(!rec.is_abandoned(99));
         assert!(rec.is_abandoned(100), "the takeover rule: the lease is over at its end");
         assert!(!rec.is_abandoned(1_000), "expired is absent, not abandoned");

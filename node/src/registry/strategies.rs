@@ -1,9 +1,9 @@
 //! proptest strategies for registry logs, shared by the registry's and the
-//! sled store's property tests.
+//! sled store's property tests, and a plain record for unit tests.
 
 use proptest::prelude::*;
 
-use super::{Command, Op, RecordId, Request};
+use super::{Command, Op, RecordId, RecordState, Request, StoredRecord};
 
 fn id(key: &str) -> RecordId {
     RecordId::new("payments", key)
@@ -50,4 +50,24 @@ pub fn arb_log() -> impl Strategy<Value = Vec<Request>> {
     let stamp = || 0u64..20_000;
     (prop::collection::vec((legacy, stamp()), 0..8), prop::collection::vec((current, stamp()), 1..120))
         .prop_map(|(old, new)| old.into_iter().chain(new).map(|(cmd, stamp_ms)| Request { stamp_ms, cmd }).collect())
+}
+
+/// A stored record in `state`, its lease ending at `lease_end`, its
+/// retention at `expires`; everything else empty.
+pub fn stored(state: RecordState, lease_end: Option<u64>, expires: u64) -> StoredRecord {
+    StoredRecord {
+        state,
+        token: 1,
+        attempt: 1,
+        claim_id: None,
+        owner: None,
+        fingerprint: None,
+        checkpoint: None,
+        result_json: None,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+        lease_expires_at_ms: lease_end,
+        expires_at_ms: expires,
+        retention_ms: expires,
+    }
 }

@@ -9,6 +9,8 @@ use super::{RecordId, StoredRecord};
 
 /// Record storage with an expiry index. Implementations keep the index in step
 /// with the records: `put` moves the entry from `old_expiry` to the new record's.
+/// They may keep indexes of their own from what `put` and `remove` are given
+/// (the node's store indexes the records in progress, for listings).
 pub trait Tables {
     fn get(&self, id: &RecordId) -> Option<StoredRecord>;
     /// Insert or replace; `old_expiry` is the replaced record's `expires_at_ms`.

@@ -2,6 +2,8 @@
 //! them, and their encodings. Log indexes and expiry times are big-endian so
 //! sled's byte order is numeric order.
 
+use std::ops::Bound;
+
 use crate::registry::RecordId;
 
 /// The Raft log's own directory under the data dir (its format: `DESIGN.md`).
@@ -24,10 +26,19 @@ pub const LAST_PURGED: &[u8] = b"last_purged";
 pub const CURRENT_SM: &[u8] = b"current_sm";
 pub const CURRENT_SNAPSHOT: &[u8] = b"current_snapshot";
 
-/// In a state-machine tree: records, expiry index, and the applied metadata.
+/// In a state-machine tree: records, expiry index, in-progress index, and
+/// the applied metadata.
 pub const RECORD_PREFIX: u8 = b'r';
 pub const EXPIRY_PREFIX: u8 = b'x';
+/// `p ns \0 key` of every record in progress, its lease end (big-endian) as
+/// value: what a listing of claims in progress or abandoned walks, so it
+/// never reads the completed records around them.
+pub const IN_PROGRESS_PREFIX: u8 = b'p';
 pub const APPLIED: &[u8] = b"m.applied";
+/// The applied log id the in-progress index was last kept in step with,
+/// written with every apply: a tree where it differs from `APPLIED` (written
+/// by a version without the index, or a snapshot of one) is re-indexed.
+pub const INDEXED: &[u8] = b"m.indexed";
 pub const MEMBERSHIP: &[u8] = b"m.membership";
 pub const SM_META: &[u8] = b"m.meta";
 
@@ -56,11 +67,48 @@ fn parse_id(bytes: &[u8]) -> Option<RecordId> {
     Some(RecordId::new(ns, key))
 }
 
-pub fn record_key(id: &RecordId) -> Vec<u8> {
+fn prefixed_id(prefix: u8, id: &RecordId) -> Vec<u8> {
     let mut out = Vec::with_capacity(2 + id.ns.len() + id.key.len());
-    out.push(RECORD_PREFIX);
+    out.push(prefix);
     push_id(&mut out, id);
     out
+}
+
+pub fn record_key(id: &RecordId) -> Vec<u8> {
+    prefixed_id(RECORD_PREFIX, id)
+}
+
+pub fn in_progress_key(id: &RecordId) -> Vec<u8> {
+    prefixed_id(IN_PROGRESS_PREFIX, id)
+}
+
+/// The id a record key (`RECORD_PREFIX`) or in-progress key names.
+pub fn parse_id_key(key: &[u8]) -> Option<RecordId> {
+    parse_id(key.get(1..)?)
+}
+
+/// Under `prefix` (a record or index prefix byte): the keys of namespace
+/// `ns` that start with `key_prefix`, from the first, or from after the key
+/// `after` when that is further on. Keys are UTF-8, which never holds the
+/// byte 0xFF, so every key that starts with `key_prefix` sorts below
+/// `key_prefix` followed by 0xFF.
+pub fn ns_range(prefix: u8, ns: &str, key_prefix: &str, after: Option<&str>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let at = |key: &[u8]| {
+        let mut out = Vec::with_capacity(3 + ns.len() + key.len());
+        out.push(prefix);
+        out.extend_from_slice(ns.as_bytes());
+        out.push(0);
+        out.extend_from_slice(key);
+        out
+    };
+    let first = at(key_prefix.as_bytes());
+    let mut end = first.clone();
+    end.push(0xFF);
+    let start = match after.map(|a| at(a.as_bytes())) {
+        Some(a) if a >= first => Bound::Excluded(a),
+        _ => Bound::Included(first),
+    };
+    (start, Bound::Excluded(end))
 }
 
 pub fn expiry_key(at_ms: u64, id: &RecordId) -> Vec<u8> {
@@ -98,6 +146,27 @@ mod tests {
     fn log_keys_sort_numerically() {
         assert!(log_key(255) < log_key(256));
         assert_eq!(be_u64(&log_key(1 << 40)), 1 << 40);
+    }
+
+    #[test]
+    fn a_namespace_range_holds_exactly_its_keys_with_the_prefix_after_the_cursor() {
+        let (start, end) = ns_range(RECORD_PREFIX, "ns", "ab", None);
+        let inside = |k: &Vec<u8>| {
+            (match &start {
+                Bound::Included(s) => k >= s,
+                Bound::Excluded(s) => k > s,
+                Bound::Unbounded => true,
+            }) && matches!(&end, Bound::Excluded(e) if k < e)
+        };
+        let key = |ns: &str, k: &str| record_key(&RecordId::new(ns, k));
+        assert!(inside(&key("ns", "ab")) && inside(&key("ns", "abc\u{10FFFF}")) && inside(&key("ns", "ab\0")));
+        assert!(!inside(&key("ns", "aa")) && !inside(&key("ns", "ac")) && !inside(&key("ns2", "ab")));
+        assert!(!inside(&key("n", "sab")) && !inside(&in_progress_key(&RecordId::new("ns", "ab"))));
+        let (after, _) = ns_range(RECORD_PREFIX, "ns", "ab", Some("abc"));
+        assert_eq!(after, Bound::Excluded(key("ns", "abc")));
+        let (before_prefix, _) = ns_range(RECORD_PREFIX, "ns", "ab", Some("a"));
+        assert_eq!(before_prefix, Bound::Included(key("ns", "ab")), "a cursor before the prefix starts at it");
+        assert_eq!(parse_id_key(&key("ns", "a\0b")), Some(RecordId::new("ns", "a\0b")));
     }
 
     #[test]

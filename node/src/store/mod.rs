@@ -8,7 +8,9 @@
 //! snapshot installs wait for theirs off the async runtime.
 
 mod codec;
+mod index;
 pub mod layout;
+pub mod listing;
 mod log;
 mod overlay;
 mod pending;

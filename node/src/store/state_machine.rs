@@ -15,6 +15,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
 use super::codec::{decode, encode, io};
+use super::index;
 use super::layout;
 use super::pending::Pending;
 use super::snapshot::{self, Header, SnapshotInfo};
@@ -76,6 +77,7 @@ impl StateMachineStore {
         let tree = db.open_tree(&current).map_err(io)?;
         remove_stray_snapshot_files(&root, &snapshot_dir)?;
         let Header { applied, membership, meta } = read_header(&tree)?;
+        index::ensure(&tree, applied)?;
         let view = Arc::new(StateView::new(tree, &meta, applied));
         let writeback = Writeback::start(view.clone(), db.clone(), db_dir.clone());
         Ok(StateMachineStore {
@@ -246,6 +248,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             // The applied point travels with the writes, into sled in the same batch.
             tables.put_raw(layout::APPLIED, encode(&self.applied)?);
+            tables.put_raw(layout::INDEXED, encode(&self.applied)?);
             tables.put_raw(layout::MEMBERSHIP, encode(&self.membership)?);
             tables.put_raw(layout::SM_META, encode(&self.meta)?);
             tables.into_writes()?
@@ -321,6 +324,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 // Not renamed into place: a leftover of a restarted transfer.
                 let _ = std::fs::remove_file(part);
             }
+            index::ensure(&tree, header.applied)?;
             let mut batch = sled::Batch::default();
             batch.insert(layout::APPLIED, encode(&header.applied)?);
             batch.insert(layout::MEMBERSHIP, encode(&header.membership)?);
