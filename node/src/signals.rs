@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use crate::app::{known_leader_of, App};
 
-/// Records read per step of the abandoned-claims walk, and the pause between
-/// steps: about 40 000 records a second at most, a few per cent of a core,
-/// so a million records take some 25 s per pass.
+/// Claims in progress read per step of the abandoned-claims walk, and the
+/// pause between steps: about 40 000 a second at most, a few per cent of a
+/// core. Completed records are not read at all (the walk follows the
+/// in-progress index), so only the claims in flight set a pass's length.
 const WALK_STEP: usize = 1000;
 const WALK_PAUSE: Duration = Duration::from_millis(25);
 /// The least time between the starts of two passes: small states are not
@@ -40,14 +41,13 @@ pub async fn count_leader_changes(app: Arc<App>) {
     }
 }
 
-/// Walk every stored record in bounded steps, again and again, counting the
-/// abandoned ones (in progress, lease run out by the replicated clock); each
+/// Walk every claim in progress in bounded steps, again and again, counting
+/// the abandoned ones (in progress, lease run out by the replicated clock); each
 /// finished pass publishes its count ([`App::set_abandoned_claims`]).
 ///
 /// A walk rather than counts kept by `apply`: a lease runs out with the
-/// clock, not with an entry, so exact counts would need a second index by
-/// lease end, written on every claim and checkpoint and kept in every
-/// snapshot. The gauge is a health signal; a figure up to one pass old is
+/// clock, not with an entry, so exact counts would need an index ordered by
+/// lease end, rewritten on every heartbeat. The gauge is a health signal; a figure up to one pass old is
 /// enough, and the cost stays off the apply and scrape paths.
 pub async fn count_abandoned_claims(app: Arc<App>) {
     loop {
@@ -68,7 +68,7 @@ async fn walk(app: &Arc<App>) -> Result<u64, String> {
         let cursor = after.take();
         let step = tokio::task::spawn_blocking(move || {
             let clock = view.clock_ms();
-            let records = view.records_after(cursor.as_deref(), WALK_STEP).map_err(|e| e.to_string())?;
+            let records = view.in_progress_after(cursor.as_deref(), WALK_STEP).map_err(|e| e.to_string())?;
             let n = records.iter().filter(|(_, r)| r.is_abandoned(clock)).count() as u64;
             Ok::<_, String>((n, records.len(), records.last().map(|(k, _)| k.clone())))
         });

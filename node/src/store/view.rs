@@ -90,17 +90,28 @@ impl StateView {
         Ok(rec.filter(|r| r.is_live(clock)))
     }
 
-    /// Up to `limit` stored records (live or not yet swept) after the record
-    /// key `after`, or from the first, in key order with their keys: a walk
-    /// of the whole state in bounded steps (`signals`' abandoned claims).
-    pub fn records_after(
+    /// Up to `limit` stored records in progress (live or not yet swept), from
+    /// the in-progress index after its key `after` or from the first, in key
+    /// order with their index keys: a walk of every claim in progress in
+    /// bounded steps (`signals`' abandoned claims), which never reads the
+    /// completed records.
+    pub fn in_progress_after(
         &self,
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, StoredRecord)>, StorageError> {
-        let start = after.map_or(Bound::Included(vec![layout::RECORD_PREFIX]), |k| Bound::Excluded(k.to_vec()));
-        let range = (start, Bound::Excluded(vec![layout::RECORD_PREFIX + 1]));
-        self.read_overlay().scan(None, range, limit)?.into_iter().map(|(k, v)| Ok((k, decode(&v)?))).collect()
+        let start = after.map_or(Bound::Included(vec![layout::IN_PROGRESS_PREFIX]), |k| Bound::Excluded(k.to_vec()));
+        let range = (start, Bound::Excluded(vec![layout::IN_PROGRESS_PREFIX + 1]));
+        let overlay = self.read_overlay();
+        let mut out = Vec::new();
+        for (key, _) in overlay.scan(None, range, limit)? {
+            let mut record_key = key.clone();
+            record_key[0] = layout::RECORD_PREFIX;
+            if let Some(bytes) = overlay.get(None, &record_key)? {
+                out.push((key, decode(&bytes)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Every key and value of the state, for byte-for-byte comparisons in tests.
