@@ -19,7 +19,8 @@
 //!   tests that speak raw HTTP.
 //! - `client`: [`Client`], its builder and the transport loop (endpoint
 //!   rotation, retries, `Retry-After`).
-//! - `keys`, `batch`, `cluster`: one method per endpoint, typed answers ([`ClaimOutcome`]).
+//! - `keys`, `list`, `batch`, `cluster`: one method per endpoint, typed
+//!   answers ([`ClaimOutcome`]); [`Client::list`] pages by itself.
 //! - `holder`: [`Ctx`], what the holder of a claim may do, and `Hold`, the one
 //!   way to hold a claim while work runs (heartbeat, then complete, or release
 //!   as [`OnFailure`] says, also on panic or cancellation).
@@ -44,6 +45,8 @@ mod holder;
 mod keys;
 #[cfg(feature = "layer")]
 pub mod layer;
+#[cfg(feature = "http")]
+mod list;
 #[cfg(feature = "http")]
 mod once;
 #[cfg(feature = "http")]

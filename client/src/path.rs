@@ -15,6 +15,12 @@ fn encode_segment(s: &str) -> String {
     utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
+/// `/v1/ns/{ns}`, after checking the namespace against API.md's bounds.
+pub fn ns_path(ns: &str) -> Result<String, Invalid> {
+    validate_namespace(ns)?;
+    Ok(format!("/v1/ns/{ns}"))
+}
+
 /// `/v1/ns/{ns}/keys/{key}`, after checking both against API.md's bounds so a
 /// bad input fails here rather than as a round trip.
 pub fn key_path(ns: &str, key: &str) -> Result<String, Invalid> {

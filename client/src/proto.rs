@@ -26,6 +26,9 @@ pub mod limits {
     pub const STAGE_MAX: usize = 128;
     pub const BATCH_MAX_OPS: usize = 1000;
     pub const WAIT_MS_MAX: u64 = 60_000;
+    /// Records per page of `GET /v1/ns/{ns}/keys`.
+    pub const LIST_LIMIT_DEFAULT: usize = 100;
+    pub const LIST_LIMIT_MAX: usize = 1000;
 }
 
 /// Response header naming the leader (`host:port` as the cluster knows it) on
@@ -284,6 +287,38 @@ pub struct GetQuery {
     pub wait_ms: Option<u64>,
 }
 
+/// Query string of `GET /v1/ns/{ns}/keys`: one page of a namespace's live
+/// records in key order (byte order of the UTF-8 key).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ListQuery {
+    /// Only keys that start with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<RecordState>,
+    /// Only claims in progress whose lease the replicated clock has run out:
+    /// what a completer should finish or release.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub abandoned: bool,
+    /// Records per page, 1 to [`limits::LIST_LIMIT_MAX`] (default [`limits::LIST_LIMIT_DEFAULT`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// The `next` of the previous page: the walk goes on after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    pub consistency: Consistency,
+}
+
+/// One page of a listing. `next` is null once the walk is over; otherwise
+/// pass it as `after` for the next page (a page may hold fewer records than
+/// asked, even none, when the node reached its bound on records examined).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListPage {
+    pub records: Vec<Record>,
+    pub next: Option<String>,
+}
+
 /// Why an input was refused; the message names the field and the bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid(pub String);
@@ -369,6 +404,28 @@ impl GetQuery {
     }
 }
 
+impl ListQuery {
+    /// The page size asked for, within its bounds.
+    pub fn limit(&self) -> Result<usize, Invalid> {
+        match self.limit {
+            None => Ok(limits::LIST_LIMIT_DEFAULT),
+            Some(n) if (1..=limits::LIST_LIMIT_MAX).contains(&n) => Ok(n),
+            Some(_) => Err(invalid(format!("limit must be within 1..={}", limits::LIST_LIMIT_MAX))),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), Invalid> {
+        self.limit()?;
+        if self.prefix.as_ref().is_some_and(|p| p.len() > limits::KEY_MAX) {
+            return Err(invalid(format!("prefix must be at most {} bytes", limits::KEY_MAX)));
+        }
+        if self.abandoned && self.state == Some(RecordState::Completed) {
+            return Err(invalid("abandoned claims are in progress: abandoned=true contradicts state=completed"));
+        }
+        Ok(())
+    }
+}
+
 impl BatchOp {
     /// The namespace and key the operation addresses.
     pub fn target(&self) -> (&str, &str) {
@@ -414,6 +471,18 @@ mod tests {
         assert!(validate_key("").is_err());
         assert!(validate_key(&"é".repeat(256)).is_ok());
         assert!(validate_key(&"é".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn list_query_bounds() {
+        let q = |s: &str| serde_urlencoded::from_str::<ListQuery>(s).expect("a parseable query");
+        assert_eq!(q("").limit(), Ok(limits::LIST_LIMIT_DEFAULT));
+        assert_eq!(q("limit=1000&state=in_progress&abandoned=true").validate(), Ok(()));
+        for bad in ["limit=0", "limit=1001", "abandoned=true&state=completed"] {
+            assert!(q(bad).validate().is_err(), "{bad} is refused");
+        }
+        assert!(q(&format!("prefix={}", "k".repeat(513))).validate().is_err());
+        assert!(serde_urlencoded::from_str::<ListQuery>("state=done").is_err(), "an unknown state");
     }
 
     #[test]

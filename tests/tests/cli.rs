@@ -154,3 +154,34 @@ async fn usage_errors_unavailability_and_help() {
     }
     assert!(help.stdout.contains("IDEM_ENDPOINTS"), "{}", help.stdout);
 }
+
+#[tokio::test]
+async fn list_prints_a_line_per_record_or_json_lines_and_finds_abandoned_claims() {
+    let c = TestCluster::start(1).await;
+    let e = &c.urls().join(",");
+    for key in ["a1", "a2", "b1"] {
+        expect(e, 0, &["claim", "inv", key, "--lease", "1h"]);
+    }
+    expect(e, 0, &["claim", "inv", "gone", "--lease", "100ms"]);
+    let all = expect(e, 0, &["list", "inv"]).stdout;
+    assert_eq!(
+        all.lines().map(|l| l.split(' ').next().unwrap()).collect::<Vec<_>>(),
+        ["inv/a1", "inv/a2", "inv/b1", "inv/gone"]
+    );
+    let json = expect(e, 0, &["--json", "list", "inv", "--prefix", "a", "--limit", "1"]).stdout;
+    let records: Vec<Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!((records[0]["key"].as_str(), records[0]["state"].as_str()), (Some("a1"), Some("in_progress")));
+    // The replicated clock passes the short lease within a tick or two.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let abandoned = expect(e, 0, &["list", "inv", "--abandoned"]).stdout;
+        if !abandoned.is_empty() {
+            assert!(abandoned.starts_with("inv/gone in_progress") && abandoned.lines().count() == 1, "{abandoned}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the claim never counted as abandoned");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    expect(e, 2, &["list", "inv", "--limit", "0"]);
+}

@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use idem_client::proto::{BatchOp, ClaimRequest, GetQuery};
+use idem_client::proto::{BatchOp, ClaimRequest, GetQuery, ListQuery};
 use idem_client::{ClaimOutcome, Client, Error};
 use idem_tests::scenarios::key_path;
 use idem_tests::{header, workspace_artifact, Security, TestCluster};
@@ -54,6 +54,11 @@ async fn tokens_gate_every_call_by_namespace_and_operation() {
     assert!(matches!(orders_ro.get("orders-eu", "o1", &GetQuery::default()).await, Err(Error::NotFound)));
     assert!(matches!(orders_ro.claim("orders-eu", "o1", ClaimRequest::default()).await, Err(Error::Forbidden(_))));
     assert!(matches!(orders_ro.get("orders", "o1", &GetQuery::default()).await, Err(Error::Forbidden(_))));
+    // Listing is a read of its namespace.
+    let listed = pay.list_page("payments", &ListQuery::default()).await.unwrap();
+    assert_eq!(listed.records.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["order-1"]);
+    assert!(matches!(pay.list_page("orders-eu", &ListQuery::default()).await, Err(Error::Forbidden(_))));
+    assert!(orders_ro.list_page("orders-eu", &ListQuery::default()).await.unwrap().records.is_empty());
 
     // Each op of a batch is checked on its own.
     let claim = |ns: &str, key: &str| BatchOp::Claim { ns: ns.into(), key: key.into(), req: ClaimRequest::default() };

@@ -33,6 +33,21 @@ impl<S: Send + Sync> FromRequestParts<S> for RecordPath {
     }
 }
 
+/// `{ns}` of the path, validated.
+pub struct NsPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for NsPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(ns) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("bad path: {}", e.body_text())))?;
+        validate_namespace(&ns).map_err(|e| ApiError::BadRequest(e.0))?;
+        Ok(NsPath(ns))
+    }
+}
+
 /// Query string parsed into `T`, 400 on anything malformed.
 pub struct QueryArgs<T>(pub T);
 

@@ -13,6 +13,7 @@ mod extract;
 mod forward;
 mod health;
 mod keys;
+mod list;
 mod metrics;
 mod raft;
 mod reply;
@@ -46,6 +47,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/ns/{ns}/keys/{key}/complete", post(keys::complete))
         .route("/v1/ns/{ns}/keys/{key}/release", post(keys::release))
         .route("/v1/ns/{ns}/keys/{key}", get(keys::get).delete(keys::delete))
+        .route("/v1/ns/{ns}/keys", get(list::list))
         .route("/v1/batch", post(batch::batch))
         .route("/v1/cluster", get(cluster::status))
         .route("/v1/cluster/learners", post(cluster::add_learner))

@@ -7,6 +7,7 @@ mod cluster;
 mod complete;
 mod delete;
 mod get;
+mod list;
 mod release;
 mod snapshot;
 
@@ -45,6 +46,8 @@ pub enum Command {
     Release(release::Args),
     /// Read a record.
     Get(get::Args),
+    /// List a namespace's records in key order (all pages).
+    List(list::Args),
     /// Forget a record whatever its state (operator use).
     Delete(Target),
     /// Cluster status and membership.
@@ -63,6 +66,7 @@ impl Command {
             Command::Complete(a) => complete::run(client, out, a).await,
             Command::Release(a) => release::run(client, out, a).await,
             Command::Get(a) => get::run(client, out, a).await,
+            Command::List(a) => list::run(client, out, a).await,
             Command::Delete(t) => delete::run(client, out, t).await,
             Command::Cluster(c) => cluster::run(client, out, c).await,
             Command::Snapshot(c) => snapshot::run(client, out, c).await,
