@@ -1,8 +1,9 @@
 //! The in-progress index (`layout::IN_PROGRESS_PREFIX`): kept by every apply
-//! (`pending`), and rebuilt from the records when a state tree arrives
-//! without it in step, which is what a version before the index leaves (on
-//! disk, or in a snapshot it sent). `layout::INDEXED` tells: every apply
-//! writes it equal to the applied log id, in the same batch.
+//! (`pending`), built while a snapshot's records load (snapshots carry only
+//! records and the expiry index, a format older nodes read), and rebuilt from
+//! the records when a state tree is found without it in step, which is what
+//! a version before the index leaves on disk. `layout::INDEXED` tells: every
+//! apply writes it equal to the applied log id, in the same batch.
 
 use std::time::Instant;
 
@@ -39,11 +40,8 @@ pub fn ensure(tree: &sled::Tree, applied: Option<LogId>) -> Result<(), StorageEr
     let mut in_progress = 0u64;
     for kv in tree.scan_prefix([layout::RECORD_PREFIX]) {
         let (key, value) = kv.map_err(io)?;
-        let record: StoredRecord = decode(&value)?;
-        let (RecordState::InProgress, Some(lease_end)) = (record.state, record.lease_expires_at_ms) else { continue };
-        let mut index_key = key.to_vec();
-        index_key[0] = layout::IN_PROGRESS_PREFIX;
-        batch.insert(index_key, lease_end.to_be_bytes().to_vec());
+        let Some((index_key, lease_end)) = entry(&key, &value)? else { continue };
+        batch.insert(index_key, lease_end.to_vec());
         in_progress += 1;
         pending += 1;
         flush(&mut batch, &mut pending, false)?;
@@ -53,6 +51,21 @@ pub fn ensure(tree: &sled::Tree, applied: Option<LogId>) -> Result<(), StorageEr
     flush(&mut batch, &mut pending, true)?;
     tracing::info!(in_progress, took = ?started.elapsed(), "indexed the claims in progress (a state from before the index)");
     Ok(())
+}
+
+/// An in-progress index entry: its key, and the lease end (big-endian).
+pub type Entry = (Vec<u8>, [u8; 8]);
+
+/// The index entry of the record stored under `record_key` as `value`,
+/// when it is in progress.
+pub fn entry(record_key: &[u8], value: &[u8]) -> Result<Option<Entry>, StorageError> {
+    let record: StoredRecord = decode(value)?;
+    let (RecordState::InProgress, Some(lease_end)) = (record.state, record.lease_expires_at_ms) else {
+        return Ok(None);
+    };
+    let mut key = record_key.to_vec();
+    key[0] = layout::IN_PROGRESS_PREFIX;
+    Ok(Some((key, lease_end.to_be_bytes())))
 }
 
 #[cfg(test)]

@@ -85,7 +85,8 @@ fn read_len(input: &mut impl Read) -> io::Result<Option<usize>> {
 /// so the pairs go in with plain inserts (no atomic batches, no flushes on
 /// the way: the caller syncs the database once at the end), the record range
 /// and the expiry range on a thread each, since sled's inserts are what a
-/// load spends its time on and distinct key ranges do not contend.
+/// load spends its time on and distinct key ranges do not contend. The
+/// in-progress index is built from the records as they load.
 pub fn install(file: &mut File, received: Option<&Path>, tree: &sled::Tree, path: &Path) -> io::Result<Header> {
     match received.filter(|r| same_file(file, r)) {
         Some(received) => {
@@ -113,6 +114,8 @@ pub fn install(file: &mut File, received: Option<&Path>, tree: &sled::Tree, path
             .map(|(from, to, prefix)| s.spawn(move || load_range(path, from, to, prefix, tree)));
         loads.into_iter().try_for_each(|t| t.join().unwrap_or_else(|_| Err(io::Error::other("snapshot load panicked"))))
     })?;
+    let indexed = crate::codec::encode(&header.applied).map_err(bincode_io)?;
+    tree.insert(layout::INDEXED, indexed).map_err(io::Error::other)?;
     Ok(header)
 }
 
@@ -160,6 +163,11 @@ fn load_range(path: &Path, from: u64, to: u64, prefix: u8, tree: &sled::Tree) ->
             return Err(bincode_io("snapshot pairs out of order"));
         }
         at += 8 + (k.len() + v.len()) as u64;
+        if prefix == layout::RECORD_PREFIX {
+            if let Some((key, lease_end)) = super::index::entry(&k, &v).map_err(io::Error::other)? {
+                tree.insert(key, &lease_end).map_err(io::Error::other)?;
+            }
+        }
         tree.insert(k, v).map_err(io::Error::other)?;
     }
     Ok(())

@@ -324,7 +324,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 // Not renamed into place: a leftover of a restarted transfer.
                 let _ = std::fs::remove_file(part);
             }
-            index::ensure(&tree, header.applied)?;
             let mut batch = sled::Batch::default();
             batch.insert(layout::APPLIED, encode(&header.applied)?);
             batch.insert(layout::MEMBERSHIP, encode(&header.membership)?);
