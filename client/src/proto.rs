@@ -270,6 +270,110 @@ pub struct ChangeVotersRequest {
     pub ids: Vec<u64>,
 }
 
+/// `GET /v1/status`: what the status page at `/` shows. The node that
+/// answers gathers every member's own figures (see [`MemberReport`]); the
+/// rest is its own view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// The node that answered.
+    pub node_id: u64,
+    /// The leader the answering node knows of.
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    /// The replicated clock as of the answering node's last applied entry.
+    pub clock_ms: u64,
+    /// The answering node's wall clock minus `clock_ms`; null before the
+    /// replicated clock has a value.
+    pub clock_drift_ms: Option<i64>,
+    /// Records stored on the answering node (live, or expired and not yet swept).
+    pub records: u64,
+    /// Records in progress past their lease, as of the last count (every few s).
+    pub abandoned_claims: u64,
+    /// The span the per-second rates are averaged over.
+    pub rate_window_ms: u64,
+    /// Claim outcomes per second answered by the whole cluster: the sum over
+    /// the members that answered.
+    pub claims_per_second: ClaimRates,
+    pub members: Vec<MemberReport>,
+}
+
+/// One member as the status page shows it: its figures as it reports them
+/// itself, or why it did not answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberReport {
+    pub id: u64,
+    pub addr: String,
+    pub voter: bool,
+    /// null when the member did not answer in time.
+    pub figures: Option<MemberFigures>,
+    /// Why the member's figures are missing; null when it answered.
+    pub unreachable: Option<String>,
+}
+
+/// What a node reports of itself to a peer gathering a [`StatusReport`].
+/// Also sent between nodes in bincode, so no field may be skipped when
+/// serialized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberFigures {
+    pub role: Role,
+    pub term: u64,
+    pub leader_id: Option<u64>,
+    pub last_log_index: Option<u64>,
+    pub committed_index: u64,
+    pub applied_index: Option<u64>,
+    pub claims_per_second: ClaimRates,
+}
+
+/// A node's part in Raft, as it sees itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Leader,
+    Candidate,
+    Follower,
+    /// Receives the log but does not vote.
+    Learner,
+    /// Raft has stopped on this node.
+    Shutdown,
+}
+
+/// Claims answered per second, by outcome, as `idem_claims_total` and
+/// `idem_fenced_total` count them, averaged over a short window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClaimRates {
+    pub acquired: f64,
+    /// An abandoned claim taken over (counted apart from `acquired`).
+    pub takeover: f64,
+    /// Completed: the stored result replayed.
+    pub replayed: f64,
+    /// 409: someone else holds a live lease.
+    pub in_progress: f64,
+    pub fingerprint_mismatch: f64,
+    /// Checkpoints, completions and releases refused with a stale token.
+    pub fenced: f64,
+}
+
+impl std::ops::Add for ClaimRates {
+    type Output = ClaimRates;
+
+    fn add(self, o: ClaimRates) -> ClaimRates {
+        ClaimRates {
+            acquired: self.acquired + o.acquired,
+            takeover: self.takeover + o.takeover,
+            replayed: self.replayed + o.replayed,
+            in_progress: self.in_progress + o.in_progress,
+            fingerprint_mismatch: self.fingerprint_mismatch + o.fingerprint_mismatch,
+            fenced: self.fenced + o.fenced,
+        }
+    }
+}
+
+impl std::iter::Sum for ClaimRates {
+    fn sum<I: Iterator<Item = ClaimRates>>(iter: I) -> ClaimRates {
+        iter.fold(ClaimRates::default(), |a, b| a + b)
+    }
+}
+
 /// Read consistency of `GET .../keys/{key}`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use idem_client::proto::{ClaimRates, Role};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::ServerState;
 
@@ -15,6 +16,7 @@ use crate::config::Config;
 use crate::error::ClusterError;
 use crate::network::{self, Forwarded, Group, Peers, Unsent};
 use crate::proposer::Proposer;
+use crate::rates;
 use crate::registry::{Command, Op, Outcome, Request, Response};
 use crate::store::StateView;
 use crate::types::{LogId, NodeId, Raft, RaftMetrics};
@@ -39,14 +41,24 @@ fn leader_of(m: &RaftMetrics, except: Option<NodeId>) -> Option<(NodeId, String)
     Some((id, node.addr.clone()))
 }
 
+fn role(state: ServerState) -> Role {
+    match state {
+        ServerState::Leader => Role::Leader,
+        ServerState::Candidate => Role::Candidate,
+        ServerState::Follower => Role::Follower,
+        ServerState::Learner => Role::Learner,
+        ServerState::Shutdown => Role::Shutdown,
+    }
+}
+
 /// One node's view of the cluster, assembled in one place for `/readyz`,
-/// `/v1/cluster` and `/metrics`.
+/// `/v1/cluster`, `/v1/status` and `/metrics`.
 #[derive(Debug, Clone)]
 pub struct NodeStatus {
     pub id: NodeId,
     /// The leader this node knows of (see [`known_leader`]).
     pub leader: Option<NodeId>,
-    pub is_leader: bool,
+    pub role: Role,
     pub term: u64,
     pub last_log_index: Option<u64>,
     /// The highest committed index this node has learned.
@@ -67,6 +79,9 @@ pub struct NodeStatus {
     /// leader's last log index, in entries; `None` on followers.
     pub replication_lag: Option<BTreeMap<NodeId, u64>>,
     pub members: Vec<Member>,
+    /// Claims this node answered per second, by outcome, over the last
+    /// [`rates::WINDOW`].
+    pub claim_rates: ClaimRates,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +116,9 @@ pub struct App {
     last_proposal_ms: AtomicU64,
     started: Instant,
     abandoned_claims: AtomicU64,
+    /// Samples of the claim outcomes counted here, taken by
+    /// [`crate::signals::sample_claim_rates`].
+    pub claim_rates: rates::Window,
     /// Set once a stopping leader hands leadership over ([`crate::handover`]):
     /// from then on this node appends nothing, so its successor's log stays
     /// as long as its own.
@@ -130,6 +148,7 @@ impl App {
             last_proposal_ms: AtomicU64::new(0),
             started: Instant::now(),
             abandoned_claims: AtomicU64::new(0),
+            claim_rates: rates::Window::default(),
             handing_over: AtomicBool::new(false),
         }
     }
@@ -151,7 +170,7 @@ impl App {
         NodeStatus {
             id: self.id,
             leader: known_leader(&m),
-            is_leader: m.state == ServerState::Leader,
+            role: role(m.state),
             term: m.current_term,
             last_log_index: m.last_log_index,
             committed_index: self.committed.load(Ordering::Relaxed),
@@ -164,6 +183,7 @@ impl App {
             clock_drift_ms: (clock_ms > 0).then(|| self.clock.now_ms() as i64 - clock_ms as i64),
             replication_lag,
             members,
+            claim_rates: self.claim_rates.per_second(),
         }
     }
 

@@ -13,7 +13,9 @@
 //! - [`types`]: openraft's type configuration and aliases.
 //! - [`codec`]: the one bincode configuration (log, state, snapshots, Raft RPC).
 //! - [`serve`]: the HTTP server loop: TLS, connection cap, header deadline.
-//! - [`signals`]: background counts for `/metrics`: leader changes, abandoned claims.
+//! - [`signals`]: background counts for `/metrics` and `/v1/status`: leader changes,
+//!   abandoned claims, samples of claim outcomes.
+//! - [`rates`]: claim outcomes per second over a sliding window, for the status page.
 //! - [`tls`], [`auth`]: TLS material and mutual TLS between nodes; bearer tokens and grants.
 //! - [`certs`], [`restore`]: the one-shot commands `idem-node certs|token|restore`.
 //! - [`handover`]: a stopping leader has a caught-up follower campaign first.
@@ -34,6 +36,7 @@ pub mod error;
 pub mod handover;
 pub mod network;
 pub mod proposer;
+pub mod rates;
 pub mod registry;
 pub mod restore;
 pub mod serve;
@@ -198,6 +201,7 @@ pub async fn run(
     let ticker = tokio::spawn(ticker::run(app.clone()));
     let leader_changes = tokio::spawn(signals::count_leader_changes(app.clone()));
     let abandoned = tokio::spawn(signals::count_abandoned_claims(app.clone()));
+    let claim_rates = tokio::spawn(signals::sample_claim_rates(app.clone()));
     let reloads = reload_tokens_on_sighup(app.clone())?;
     tracing::info!(
         id = app.id,
@@ -223,6 +227,7 @@ pub async fn run(
     ticker.abort();
     leader_changes.abort();
     abandoned.abort();
+    claim_rates.abort();
     proposals.abort();
     reloads.abort();
     tracing::info!("shutting down raft");

@@ -1,13 +1,15 @@
-//! What `/metrics` must report but a scrape cannot see by itself: leader
-//! changes that happen between two scrapes, and abandoned claims, which no
-//! event marks (a lease runs out as the replicated clock moves). Both run in
+//! What `/metrics` and `/v1/status` must report but a request cannot see by
+//! itself: leader changes that happen between two scrapes, abandoned claims,
+//! which no event marks (a lease runs out as the replicated clock moves), and
+//! claim outcomes per second, which need counts from the past. All run in
 //! the background and leave their figures where [`App::status`] reads them;
-//! neither ever proposes or writes anything.
+//! none ever proposes or writes anything.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::{known_leader_of, App};
+use crate::rates;
 
 /// Claims in progress read per step of the abandoned-claims walk, and the
 /// pause between steps: about 40 000 a second at most, a few per cent of a
@@ -38,6 +40,16 @@ pub async fn count_leader_changes(app: Arc<App>) {
         if rx.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// Sample the claim outcomes counted so far every [`rates::SAMPLE_EVERY`],
+/// for the rates of [`App::status`] (see [`crate::rates`]).
+pub async fn sample_claim_rates(app: Arc<App>) {
+    let mut every = tokio::time::interval(rates::SAMPLE_EVERY);
+    loop {
+        every.tick().await;
+        app.claim_rates.sample();
     }
 }
 

@@ -12,12 +12,14 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Extension;
+use idem_client::proto::Role;
 use metrics::{Counter, Histogram};
 
 use super::auth;
 use super::error::ApiError;
 use crate::app::App;
 use crate::auth::Caller;
+use crate::rates::{self, Counted};
 use crate::registry::Outcome;
 use crate::telemetry;
 
@@ -72,6 +74,19 @@ struct OutcomeCounters {
     fenced: Counter,
 }
 
+impl OutcomeCounters {
+    fn of(&self, kind: Counted) -> &Counter {
+        match kind {
+            Counted::Acquired => &self.acquired,
+            Counted::Takeover => &self.takeover,
+            Counted::Replayed => &self.replayed,
+            Counted::InProgress => &self.in_progress,
+            Counted::FingerprintMismatch => &self.fingerprint_mismatch,
+            Counted::Fenced => &self.fenced,
+        }
+    }
+}
+
 fn outcome_counters() -> &'static OutcomeCounters {
     static COUNTERS: OnceLock<OutcomeCounters> = OnceLock::new();
     COUNTERS.get_or_init(|| {
@@ -87,19 +102,20 @@ fn outcome_counters() -> &'static OutcomeCounters {
     })
 }
 
-/// Count what a claim decided, and fenced writes.
+/// Count what a claim decided, and fenced writes, for `/metrics` and for
+/// the status page's rates ([`rates`]).
 pub fn count(outcome: &Outcome) {
-    let c = outcome_counters();
-    let counter = match outcome {
-        Outcome::Acquired { takeover: true, .. } => &c.takeover,
-        Outcome::Acquired { takeover: false, .. } => &c.acquired,
-        Outcome::Completed { .. } => &c.replayed,
-        Outcome::InProgress { .. } => &c.in_progress,
-        Outcome::FingerprintMismatch => &c.fingerprint_mismatch,
-        Outcome::Fenced => &c.fenced,
+    let kind = match outcome {
+        Outcome::Acquired { takeover: true, .. } => Counted::Takeover,
+        Outcome::Acquired { takeover: false, .. } => Counted::Acquired,
+        Outcome::Completed { .. } => Counted::Replayed,
+        Outcome::InProgress { .. } => Counted::InProgress,
+        Outcome::FingerprintMismatch => Counted::FingerprintMismatch,
+        Outcome::Fenced => Counted::Fenced,
         Outcome::NotFound | Outcome::Done { .. } => return,
     };
-    counter.increment(1);
+    outcome_counters().of(kind).increment(1);
+    rates::record(kind);
 }
 
 /// `GET /metrics`, for admins when tokens are on.
@@ -109,7 +125,7 @@ pub async fn render(State(app): State<Arc<App>>, Extension(caller): Extension<Ca
     let gauge = |name: &'static str, v: u64| metrics::gauge!(name).set(v as f64);
     gauge("idem_raft_term", s.term);
     gauge("idem_raft_leader_id", s.leader.unwrap_or(0));
-    gauge("idem_raft_is_leader", s.is_leader as u64);
+    gauge("idem_raft_is_leader", (s.role == Role::Leader) as u64);
     gauge("idem_raft_last_log_index", s.last_log_index.unwrap_or(0));
     gauge("idem_raft_committed_index", s.committed_index);
     gauge("idem_raft_applied_index", s.applied_index.unwrap_or(0));

@@ -1,5 +1,5 @@
-//! The HTTP surface of a node: the client API of API.md, Raft RPC, health and
-//! metrics, all on one port.
+//! The HTTP surface of a node: the client API of API.md, Raft RPC, health,
+//! metrics and the status page, all on one port.
 
 mod admin;
 mod auth;
@@ -18,6 +18,7 @@ mod metrics;
 mod raft;
 mod reply;
 mod resolve;
+mod status;
 
 use std::sync::Arc;
 
@@ -54,12 +55,16 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/cluster/voters", post(cluster::change_voters))
         .route("/v1/admin/snapshot", get(admin::snapshot))
         .route("/metrics", get(metrics::render))
+        .route("/v1/status", get(status::report))
         .route_layer(from_fn_with_state(app.clone(), forward::to_leader))
         .route_layer(from_fn_with_state(app.clone(), forward::name_leader))
         .route_layer(from_fn_with_state(app.clone(), auth::authenticate))
         .route_layer(from_fn_with_state(client_body, extract::limit_body))
         .layer(DefaultBodyLimit::max(limit));
-    let mut open = Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
+    let mut open = Router::new()
+        .route("/", get(status::page))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
     if app.config.test_hooks {
         open = open.route("/debug/clock-offset", post(debug::clock_offset));
     }

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -64,6 +64,11 @@ async fn handover(State(app): State<Arc<App>>, body: Bytes) -> Response {
     }
 }
 
+/// This node's own figures, for a peer serving the status page (`super::status`).
+async fn status(State(app): State<Arc<App>>) -> Response {
+    bincode_reply(&super::status::figures(&app.status()))
+}
+
 /// A follower's operations: proposed here if this node leads, else refused
 /// (the follower's callers retry); never forwarded a second time. Each
 /// group's caller is checked again against this node's tokens.
@@ -110,4 +115,5 @@ pub fn routes() -> Router<Arc<App>> {
         .route(paths::SNAPSHOT, post(snapshot))
         .route(paths::FORWARD, post(forward))
         .route(paths::HANDOVER, post(handover))
+        .route(paths::STATUS, get(status))
 }

@@ -1,5 +1,6 @@
 //! Raft RPC client: openraft's network traits over HTTP, bincode bodies, and
-//! the forwarding of a follower's operations to the leader the same way.
+//! the same way the forwarding of a follower's operations to the leader and
+//! the figures a peer reports for the status page.
 //!
 //! One `reqwest::Client` is shared by every peer connection, so TCP connections
 //! to a peer are pooled and kept alive across RPCs. Each RPC is bounded by the
@@ -26,11 +27,15 @@ pub mod paths {
     pub const FORWARD: &str = "/raft/forward";
     /// A stopping leader asks a caught-up follower to campaign (`crate::handover`).
     pub const HANDOVER: &str = "/raft/handover";
+    /// A node's own figures, for a peer serving the status page (`crate::network::figures`).
+    pub const STATUS: &str = "/raft/status";
 }
 
 mod forward;
+mod status;
 
 pub use forward::{forward, Forwarded, Group, Unsent};
+pub use status::figures;
 
 pub const BINCODE: &str = "application/x-bincode";
 
