@@ -14,6 +14,7 @@ mod forward;
 mod health;
 mod keys;
 mod metrics;
+mod openapi;
 mod raft;
 mod reply;
 mod resolve;
@@ -57,7 +58,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route_layer(from_fn_with_state(app.clone(), auth::authenticate))
         .route_layer(from_fn_with_state(client_body, extract::limit_body))
         .layer(DefaultBodyLimit::max(limit));
-    let mut open = Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
+    let mut open = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.yaml", get(openapi::serve));
     if app.config.test_hooks {
         open = open.route("/debug/clock-offset", post(debug::clock_offset));
     }
