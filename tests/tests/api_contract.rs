@@ -245,6 +245,34 @@ async fn bad_input_gets_4xx_and_the_node_keeps_serving() {
     assert_eq!(c.get(f, "/healthz").await.status, 200);
 }
 
+/// Found by schemathesis: serde reads a struct from an array of its fields,
+/// so `[null, null]` claimed the key as `{}` would. Every body is an object.
+#[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_refused() {
+    let c = TestCluster::start(3).await;
+    let f = c.follower().await;
+    let http = c.api.client();
+    let path = key_path("arrays", "k");
+    for (route, body) in [
+        ("/claim", "[null, null]"),
+        ("/claim", " [] "),
+        ("/claim", "null"),
+        ("/claim", "7"),
+        ("/claim", r#""{}""#),
+        ("/checkpoint", r#"[1, "stage"]"#),
+        ("/complete", "[1]"),
+        ("/release", "[1]"),
+    ] {
+        let resp = http.post(format!("{}{path}{route}", c.url(f))).body(body).send().await.expect("answer");
+        let status = resp.status().as_u16();
+        let answer: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!((status, answer.pointer("/error/code")), (400, Some(&json!("bad_request"))), "{route} {body}");
+    }
+    let batch = http.post(format!("{}/v1/batch", c.url(f))).body(r#"[[]]"#).send().await.expect("answer");
+    assert_eq!(batch.status().as_u16(), 400);
+    assert_eq!(c.get(f, &path).await.status, 404, "no array body claimed the key");
+}
+
 #[tokio::test]
 async fn cluster_health_and_metrics() {
     let c = TestCluster::start(3).await;

@@ -63,6 +63,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArgs<T> {
 }
 
 /// A JSON body; an empty body reads as `{}` so all-optional bodies may be left out.
+/// Every body of the API is a JSON object: anything else is a 400, although
+/// serde would read a struct from an array of its fields (`[null, null]`).
 pub struct JsonBody<T>(pub T);
 
 pub fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
@@ -91,6 +93,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
         let bytes = Bytes::from_request(req, state).await.map_err(|e| body_rejection(e, limit))?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        // JSON that starts with `{` is an object, if it parses at all.
+        if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+        }
         serde_json::from_slice(text)
             .map(JsonBody)
             .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))

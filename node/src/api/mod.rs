@@ -15,6 +15,7 @@ mod health;
 mod keys;
 mod list;
 mod metrics;
+mod openapi;
 mod raft;
 mod reply;
 mod resolve;
@@ -64,7 +65,8 @@ pub fn router(app: Arc<App>) -> Router {
     let mut open = Router::new()
         .route("/", get(status::page))
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.yaml", get(openapi::serve));
     if app.config.test_hooks {
         open = open.route("/debug/clock-offset", post(debug::clock_offset));
     }
