@@ -226,6 +226,11 @@ impl App {
         self.handing_over.store(true, Ordering::Relaxed);
     }
 
+    /// Client operations submitted here and not yet answered.
+    pub fn unanswered(&self) -> usize {
+        self.proposer.unanswered()
+    }
+
     /// Whether this node has stopped proposing to hand leadership over.
     pub fn handing_over(&self) -> bool {
         self.handing_over.load(Ordering::Relaxed)

@@ -46,6 +46,11 @@ use crate::types::{NodeId, RaftMetrics};
 /// The longest a stop waits for the handover before it goes on without one.
 pub const BUDGET: Duration = Duration::from_secs(2);
 
+/// The longest a stopping node that handed over keeps listening for the
+/// answers to operations submitted here ([`settle`]), and how often it looks.
+pub const SETTLE: Duration = Duration::from_secs(1);
+const SETTLE_POLL: Duration = Duration::from_millis(5);
+
 /// The pause before asking the successor again when a request did not reach it.
 const RETRY_AFTER: Duration = Duration::from_millis(20);
 
@@ -71,6 +76,30 @@ pub async fn hand_over(app: &App) {
         Ok(Ok(to)) => tracing::info!(to, took_ms = started.elapsed().as_millis() as u64, "leadership handed over"),
         Ok(Err(why)) => tracing::warn!("leadership not handed over ({why}); the others elect after their timeout"),
         Err(_) => tracing::warn!("leadership not handed over within {BUDGET:?}; the others elect after their timeout"),
+    }
+}
+
+/// After a handover, keep serving until every operation submitted here has
+/// its answer, for at most [`SETTLE`]. A node that stopped listening at once
+/// would not hear from its successor: operations waiting to be forwarded to
+/// the leader it does not know yet, or proposed just before the handover and
+/// answered only when this node applies them, would each hold their client
+/// until the request deadline (5 s by default; seen in the container rolling
+/// restart). Does nothing on a node that did not lead.
+pub async fn settle(app: &App) {
+    if !app.handing_over() {
+        return;
+    }
+    let started = Instant::now();
+    while app.unanswered() > 0 && started.elapsed() < SETTLE {
+        tokio::time::sleep(SETTLE_POLL).await;
+    }
+    let left = app.unanswered();
+    let took_ms = started.elapsed().as_millis() as u64;
+    if left > 0 {
+        tracing::warn!(left, took_ms, "operations still unanswered after the handover; stopping anyway");
+    } else {
+        tracing::info!(took_ms, "every operation submitted here is answered");
     }
 }
 

@@ -170,8 +170,8 @@ fn reload_tokens_on_sighup(app: Arc<App>) -> std::io::Result<tokio::task::JoinHa
 
 /// Run a node on `listener` until `shutdown` resolves, then stop gracefully:
 /// hand leadership over if this node leads (still serving, since the
-/// successor's vote request comes in on this port), finish in-flight
-/// requests, then shut Raft down.
+/// successor's vote request comes in on this port, and then until what was
+/// submitted here is answered), finish in-flight requests, then shut Raft down.
 pub async fn run(
     config: Config,
     listener: tokio::net::TcpListener,
@@ -221,6 +221,7 @@ pub async fn run(
             // half a second later, win back the leadership it just gave).
             app.raft.runtime_config().elect(false);
             handover::hand_over(&app).await;
+            handover::settle(&app).await;
         }
     };
     let served = serve::serve(listener, tls.map(|t| t.server), api::router(app.clone()), limits, stopping).await;

@@ -10,6 +10,7 @@
 //! follower the same batches go to the leader in one RPC each, where the
 //! leader's proposer coalesces them with its own.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -50,19 +51,44 @@ struct Pending {
 #[derive(Clone)]
 pub struct Proposer {
     tx: mpsc::Sender<Pending>,
+    /// Submissions not yet answered (or given up by their caller).
+    unanswered: Arc<AtomicUsize>,
+}
+
+/// Counts a submission as unanswered while it lives.
+struct Unanswered(Arc<AtomicUsize>);
+
+impl Unanswered {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Unanswered(count.clone())
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Proposer {
     /// The proposer and the queue its task drains ([`run`]).
     pub fn new() -> (Proposer, Queue) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        (Proposer { tx }, Queue(rx))
+        (Proposer { tx, unanswered: Arc::default() }, Queue(rx))
+    }
+
+    /// Submissions waiting for their outcomes: a stopping node keeps
+    /// listening until they are answered (`handover::settle`).
+    pub fn unanswered(&self) -> usize {
+        self.unanswered.load(Ordering::Relaxed)
     }
 
     /// Propose `ops` in one entry (with whatever else is waiting) and answer
     /// their outcomes in order. At most [`MAX_OPS_PER_ENTRY`] ops.
     pub async fn submit(&self, group: Group, may_forward: bool) -> Answer {
         debug_assert!(!group.ops.is_empty() && group.ops.len() <= MAX_OPS_PER_ENTRY);
+        let _unanswered = Unanswered::new(&self.unanswered);
         let (reply, answer) = oneshot::channel();
         let stopped = || ClusterError::Unavailable("the node is shutting down".into());
         let bytes = crate::codec::encoded_len(&group.ops).map_err(|e| ClusterError::Unavailable(e.to_string()))?;
