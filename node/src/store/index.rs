@@ -37,9 +37,10 @@ pub fn ensure(tree: &sled::Tree, applied: Option<LogId>) -> Result<(), StorageEr
         pending += 1;
         flush(&mut batch, &mut pending, false)?;
     }
-    let mut in_progress = 0u64;
+    let (mut records, mut in_progress) = (0u64, 0u64);
     for kv in tree.scan_prefix([layout::RECORD_PREFIX]) {
         let (key, value) = kv.map_err(io)?;
+        records += 1;
         let Some((index_key, lease_end)) = entry(&key, &value)? else { continue };
         batch.insert(index_key, lease_end.to_vec());
         in_progress += 1;
@@ -49,7 +50,10 @@ pub fn ensure(tree: &sled::Tree, applied: Option<LogId>) -> Result<(), StorageEr
     batch.insert(layout::INDEXED, encode(&applied)?);
     pending += 1;
     flush(&mut batch, &mut pending, true)?;
-    tracing::info!(in_progress, took = ?started.elapsed(), "indexed the claims in progress (a state from before the index)");
+    // A fresh store has nothing to index; only a state with records is news.
+    if records > 0 {
+        tracing::info!(records, in_progress, took = ?started.elapsed(), "indexed the claims in progress of a state from before the index");
+    }
     Ok(())
 }
 
