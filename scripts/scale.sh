@@ -152,6 +152,11 @@ catchup() {
   ((snap > 0)) || die "the leader has built no snapshot; lower SCALE_SNAPSHOT_THRESHOLD"
   say "catch-up: leader $l (snapshot at index $snap); wiping follower $f"
   post /v1/cluster/voters "{\"ids\":[$l,$((6 - l - f))]}" || die "removing node $f from the voters failed"
+  # A snapshot that covers the change: one from before it names node $f a
+  # voter, and the wiped node, installing it, would campaign (raising the
+  # term, deposing the leader) until the log after it reached it.
+  curl -fsS --max-time 600 -o /dev/null "$(url_of "$l")/v1/admin/snapshot" ||
+    die "taking a snapshot after the membership change failed"
   pid="$(pid_of "$f")" || die "node $f is down"
   kill -TERM "$pid"
   while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
