@@ -269,8 +269,16 @@ test_upgrade() {
   # Its own target directory: cargo names a workspace crate's build by
   # package, not by path, so two trees in one directory take each other's
   # builds for fresh whenever the other's files are newer.
-  CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/upgrade-from" IDEM_SRC="$OLD_TREE" \
-    "$HERE/build.sh" idem-node:old
+  # Seeded with a copy of this tree's static build (mtimes kept), so the
+  # dependencies both trees share are not compiled again; the old tree's own
+  # crates, checked out just now, are newer than every copied artifact and
+  # are rebuilt.
+  local target="${CARGO_TARGET_DIR:-$ROOT/target}"
+  if [[ -d "$target/static" && ! -d "$target/upgrade-from/static" ]]; then
+    mkdir -p "$target/upgrade-from"
+    cp -a "$target/static" "$target/upgrade-from/static"
+  fi
+  CARGO_TARGET_DIR="$target/upgrade-from" IDEM_SRC="$OLD_TREE" "$HERE/build.sh" idem-node:old
   step "upgrade: fresh cluster on idem-node:old"
   local new_image="$IMAGE" before="$WORK/upgrade-before" after="$WORK/upgrade-after" saved="$WORK/FORMAT" code
   IMAGE=idem-node:old
@@ -278,6 +286,9 @@ test_upgrade() {
   traffic_start "$before" "$(url 1),$(url 2),$(url 3)" u1
   sleep 5
   traffic_stop "$before"
+  # A claim left in progress: the new version indexes it from the old data.
+  code="$(code_of -X POST "$(url 1)/v1/ns/upgrade/keys/held/claim" -d '{"lease_ms":3600000}')"
+  [[ "$code" == 201 ]] || fail "claiming upgrade/held on idem-node:old answered $code"
   IMAGE="$new_image"
   roll "$new_image"
   for i in 1 2 3; do
@@ -285,6 +296,12 @@ test_upgrade() {
   done
   caught_up
   verify_everywhere "$before"
+  local listed
+  for i in 1 2 3; do
+    listed="$(curl -s -m 10 "$(url "$i")/v1/ns/upgrade/keys?state=in_progress&consistency=stale")"
+    [[ "$listed" == *'"key":"held"'* ]] || fail "node$i does not list the claim in progress from before the upgrade: $listed"
+  done
+  step "upgrade: every node lists the claim left in progress on idem-node:old"
   traffic_start "$after" "$(url 1),$(url 2),$(url 3)" u2
   sleep 3
   traffic_stop "$after"
