@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::mpsc::SyncSender;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,8 @@ pub struct SnapshotInfo {
 
 /// Read buffer of a snapshot load: big reads, few syscalls.
 const READ_BUF: usize = 1 << 20;
+/// In-progress index entries the record loader may run ahead of their inserts.
+const INDEX_QUEUE: usize = 4096;
 
 fn bincode_io<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
@@ -110,8 +113,20 @@ pub fn install(file: &mut File, received: Option<&Path>, tree: &sled::Tree, path
     let records = input.stream_position()?;
     let expiries = records + skip_records(&mut input)?;
     std::thread::scope(|s| {
-        let loads = [(records, expiries, layout::RECORD_PREFIX), (expiries, u64::MAX, layout::EXPIRY_PREFIX)]
-            .map(|(from, to, prefix)| s.spawn(move || load_range(path, from, to, prefix, tree)));
+        // The record loader hands each in-progress entry to a thread of its
+        // own: a third key range, inserted beside the other two.
+        let (index_tx, index_rx) = std::sync::mpsc::sync_channel::<super::index::Entry>(INDEX_QUEUE);
+        let index = s.spawn(move || {
+            index_rx
+                .iter()
+                .try_for_each(|(key, lease_end)| tree.insert(key, &lease_end).map(drop))
+                .map_err(io::Error::other)
+        });
+        let loads = [
+            s.spawn(move || load_range(path, records, expiries, layout::RECORD_PREFIX, tree, Some(index_tx))),
+            s.spawn(move || load_range(path, expiries, u64::MAX, layout::EXPIRY_PREFIX, tree, None)),
+            index,
+        ];
         loads.into_iter().try_for_each(|t| t.join().unwrap_or_else(|_| Err(io::Error::other("snapshot load panicked"))))
     })?;
     let indexed = crate::codec::encode(&header.applied).map_err(bincode_io)?;
@@ -151,7 +166,14 @@ fn skip_records(input: &mut BufReader<File>) -> io::Result<u64> {
 
 /// Insert the pairs between byte offsets `from` and `to` of the snapshot at
 /// `path` (to its end at most) into `tree`; each key must start with `prefix`.
-fn load_range(path: &Path, from: u64, to: u64, prefix: u8, tree: &sled::Tree) -> io::Result<()> {
+fn load_range(
+    path: &Path,
+    from: u64,
+    to: u64,
+    prefix: u8,
+    tree: &sled::Tree,
+    index: Option<SyncSender<super::index::Entry>>,
+) -> io::Result<()> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(from))?;
     let mut input = BufReader::with_capacity(READ_BUF, file);
@@ -163,9 +185,10 @@ fn load_range(path: &Path, from: u64, to: u64, prefix: u8, tree: &sled::Tree) ->
             return Err(bincode_io("snapshot pairs out of order"));
         }
         at += 8 + (k.len() + v.len()) as u64;
-        if prefix == layout::RECORD_PREFIX {
-            if let Some((key, lease_end)) = super::index::entry(&k, &v).map_err(io::Error::other)? {
-                tree.insert(key, &lease_end).map_err(io::Error::other)?;
+        if let Some(index) = &index {
+            if let Some(entry) = super::index::entry(&k, &v).map_err(io::Error::other)? {
+                // A closed channel means the index thread failed; its join reports why.
+                index.send(entry).map_err(|_| io::Error::other("the index loader stopped"))?;
             }
         }
         tree.insert(k, v).map_err(io::Error::other)?;
