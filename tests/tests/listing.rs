@@ -138,4 +138,8 @@ async fn bad_listing_input_is_a_400_with_a_code() {
     assert_eq!((a.status.as_u16(), a.code()), (400, Some("bad_request")));
     let a = c.get(1, &format!("/v1/ns/ns/keys?prefix={}", "p".repeat(513))).await;
     assert_eq!((a.status.as_u16(), a.code()), (400, Some("bad_request")));
+    // A valid cursor past every key with the prefix ("z" after prefix "a"):
+    // an empty last page, not a failure.
+    let a = c.get(1, "/v1/ns/ns/keys?prefix=a&after=7a").await;
+    assert_eq!((a.status.as_u16(), &a.body), (200, &serde_json::json!({"records": [], "next": null})));
 }

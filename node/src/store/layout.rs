@@ -104,11 +104,13 @@ pub fn ns_range(prefix: u8, ns: &str, key_prefix: &str, after: Option<&str>) -> 
     let first = at(key_prefix.as_bytes());
     let mut end = first.clone();
     end.push(0xFF);
-    let start = match after.map(|a| at(a.as_bytes())) {
-        Some(a) if a >= first => Bound::Excluded(a),
-        _ => Bound::Included(first),
-    };
-    (start, Bound::Excluded(end))
+    match after.map(|a| at(a.as_bytes())) {
+        // A cursor past every key with the prefix: an empty range, written so
+        // that `BTreeMap::range` (which panics on a start above the end) takes it.
+        Some(a) if a >= end => (Bound::Included(end.clone()), Bound::Excluded(end)),
+        Some(a) if a >= first => (Bound::Excluded(a), Bound::Excluded(end)),
+        _ => (Bound::Included(first), Bound::Excluded(end)),
+    }
 }
 
 pub fn expiry_key(at_ms: u64, id: &RecordId) -> Vec<u8> {
@@ -148,16 +150,18 @@ mod tests {
         assert_eq!(be_u64(&log_key(1 << 40)), 1 << 40);
     }
 
+    fn inside_of((start, end): &(Bound<Vec<u8>>, Bound<Vec<u8>>), k: &Vec<u8>) -> bool {
+        (match start {
+            Bound::Included(s) => k >= s,
+            Bound::Excluded(s) => k > s,
+            Bound::Unbounded => true,
+        }) && matches!(end, Bound::Excluded(e) if k < e)
+    }
+
     #[test]
     fn a_namespace_range_holds_exactly_its_keys_with_the_prefix_after_the_cursor() {
-        let (start, end) = ns_range(RECORD_PREFIX, "ns", "ab", None);
-        let inside = |k: &Vec<u8>| {
-            (match &start {
-                Bound::Included(s) => k >= s,
-                Bound::Excluded(s) => k > s,
-                Bound::Unbounded => true,
-            }) && matches!(&end, Bound::Excluded(e) if k < e)
-        };
+        let range = ns_range(RECORD_PREFIX, "ns", "ab", None);
+        let inside = |k: &Vec<u8>| inside_of(&range, k);
         let key = |ns: &str, k: &str| record_key(&RecordId::new(ns, k));
         assert!(inside(&key("ns", "ab")) && inside(&key("ns", "abc\u{10FFFF}")) && inside(&key("ns", "ab\0")));
         assert!(!inside(&key("ns", "aa")) && !inside(&key("ns", "ac")) && !inside(&key("ns2", "ab")));
@@ -167,6 +171,12 @@ mod tests {
         let (before_prefix, _) = ns_range(RECORD_PREFIX, "ns", "ab", Some("a"));
         assert_eq!(before_prefix, Bound::Included(key("ns", "ab")), "a cursor before the prefix starts at it");
         assert_eq!(parse_id_key(&key("ns", "a\0b")), Some(RecordId::new("ns", "a\0b")));
+        // A cursor past the prefix's keys (a client may send any valid key as
+        // one) is an empty range that a BTreeMap accepts without panicking.
+        let past = ns_range(RECORD_PREFIX, "ns", "ab", Some("b"));
+        let map = std::collections::BTreeMap::from([(key("ns", "abc"), ()), (key("ns", "b"), ())]);
+        assert_eq!(map.range(past.clone()).count(), 0);
+        assert!(!inside_of(&past, &key("ns", "b")) && !inside_of(&past, &key("ns", "abz")));
     }
 
     #[test]
