@@ -10,6 +10,10 @@ use idem_node::config::Config;
 use idem_node::restore::{restore, RestoreArgs};
 use tokio::signal::unix::{signal, SignalKind};
 
+/// See the workspace manifest for why the node does not use the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn shutdown_signal() {
     let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
     tokio::select! {
