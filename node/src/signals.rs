@@ -78,18 +78,13 @@ async fn walk(app: &Arc<App>) -> Result<u64, String> {
     loop {
         let view = app.view.clone();
         let cursor = after.take();
-        let step = tokio::task::spawn_blocking(move || {
-            let clock = view.clock_ms();
-            let records = view.in_progress_after(cursor.as_deref(), WALK_STEP).map_err(|e| e.to_string())?;
-            let n = records.iter().filter(|(_, r)| r.is_abandoned(clock)).count() as u64;
-            Ok::<_, String>((n, records.len(), records.last().map(|(k, _)| k.clone())))
-        });
-        let (n, len, last) = step.await.map_err(|e| e.to_string())??;
-        abandoned += n;
-        if len < WALK_STEP {
+        let step = tokio::task::spawn_blocking(move || view.abandoned_after(cursor.as_deref(), WALK_STEP));
+        let step = step.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        abandoned += step.abandoned;
+        if step.seen < WALK_STEP {
             return Ok(abandoned);
         }
-        after = last;
+        after = step.last;
         tokio::time::sleep(WALK_PAUSE).await;
     }
 }

@@ -67,9 +67,7 @@ pub fn entry(record_key: &[u8], value: &[u8]) -> Result<Option<Entry>, StorageEr
     let (RecordState::InProgress, Some(lease_end)) = (record.state, record.lease_expires_at_ms) else {
         return Ok(None);
     };
-    let mut key = record_key.to_vec();
-    key[0] = layout::IN_PROGRESS_PREFIX;
-    Ok(Some((key, lease_end.to_be_bytes())))
+    Ok(Some((layout::swap_prefix(record_key, layout::IN_PROGRESS_PREFIX), lease_end.to_be_bytes())))
 }
 
 #[cfg(test)]

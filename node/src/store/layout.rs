@@ -82,6 +82,16 @@ pub fn in_progress_key(id: &RecordId) -> Vec<u8> {
     prefixed_id(IN_PROGRESS_PREFIX, id)
 }
 
+/// The same id's key under another prefix: a record key from its in-progress
+/// key, or the other way round, without parsing the id.
+pub fn swap_prefix(key: &[u8], prefix: u8) -> Vec<u8> {
+    let mut out = key.to_vec();
+    if let Some(first) = out.first_mut() {
+        *first = prefix;
+    }
+    out
+}
+
 /// The id a record key (`RECORD_PREFIX`) or in-progress key names.
 pub fn parse_id_key(key: &[u8]) -> Option<RecordId> {
     parse_id(key.get(1..)?)

@@ -311,3 +311,31 @@ proptest! {
         prop_assert_eq!(bytes_a, bytes_b);
     }
 }
+
+/// The abandoned claims the walk of `view` counts, in steps of `step`.
+fn walk_abandoned(view: &crate::store::StateView, step: usize) -> (u64, usize) {
+    let (mut abandoned, mut steps, mut after) = (0, 0, None);
+    loop {
+        let s = view.abandoned_after(after.as_deref(), step).unwrap();
+        abandoned += s.abandoned;
+        steps += 1;
+        if s.seen < step {
+            return (abandoned, steps);
+        }
+        after = s.last;
+    }
+}
+
+#[tokio::test]
+async fn the_walk_counts_claims_whose_lease_ran_out_and_not_those_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let last = fill(&mut sm, 1_000).await;
+    let view = sm.view();
+    assert_eq!(walk_abandoned(&view, 300), (0, 4), "every lease still runs");
+    // Past every lease end: the short-lived tenth has expired with its lease,
+    // the other nine tenths are abandoned.
+    sm.apply([entry_at(last + 1, 100_000, Command::Tick)]).await.unwrap();
+    assert_eq!(walk_abandoned(&view, 300).0, 900);
+    assert_eq!(walk_abandoned(&view, 1_000).0, 900, "the same count in any step size");
+}

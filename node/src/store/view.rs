@@ -20,6 +20,17 @@ use crate::types::{LogId, StorageError};
 #[cfg(test)]
 pub(crate) type TreeBytes = super::overlay::Pairs;
 
+/// One step of the abandoned-claims walk ([`StateView::abandoned_after`]).
+#[derive(Debug, PartialEq)]
+pub struct WalkStep {
+    /// Abandoned claims among the entries seen.
+    pub abandoned: u64,
+    /// Index entries seen: fewer than asked for means the walk is over.
+    pub seen: usize,
+    /// The last index key seen, where the next step starts after.
+    pub last: Option<Vec<u8>>,
+}
+
 pub struct StateView {
     overlay: RwLock<Overlay>,
     clock_ms: AtomicU64,
@@ -90,28 +101,28 @@ impl StateView {
         Ok(rec.filter(|r| r.is_live(clock)))
     }
 
-    /// Up to `limit` stored records in progress (live or not yet swept), from
-    /// the in-progress index after its key `after` or from the first, in key
-    /// order with their index keys: a walk of every claim in progress in
-    /// bounded steps (`signals`' abandoned claims), which never reads the
-    /// completed records.
-    pub fn in_progress_after(
-        &self,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, StoredRecord)>, StorageError> {
+    /// Up to `limit` entries of the in-progress index after its key `after`
+    /// (or from the first), counting the abandoned claims among them: one step
+    /// of a walk over every claim in progress (`signals`' abandoned claims).
+    /// An entry holds its lease end, so only a claim whose lease has run out
+    /// by the replicated clock has its record read (it may have expired since).
+    pub fn abandoned_after(&self, after: Option<&[u8]>, limit: usize) -> Result<WalkStep, StorageError> {
         let start = after.map_or(Bound::Included(vec![layout::IN_PROGRESS_PREFIX]), |k| Bound::Excluded(k.to_vec()));
         let range = (start, Bound::Excluded(vec![layout::IN_PROGRESS_PREFIX + 1]));
+        let clock = self.clock_ms();
         let overlay = self.read_overlay();
-        let mut out = Vec::new();
-        for (key, _) in overlay.scan(None, range, limit)? {
-            let mut record_key = key.clone();
-            record_key[0] = layout::RECORD_PREFIX;
+        let entries = overlay.scan(None, range, limit)?;
+        let mut abandoned = 0;
+        for (key, lease_end) in &entries {
+            if lease_end.len() == 8 && layout::be_u64(lease_end) > clock {
+                continue;
+            }
+            let record_key = layout::swap_prefix(key, layout::RECORD_PREFIX);
             if let Some(bytes) = overlay.get(None, &record_key)? {
-                out.push((key, decode(&bytes)?));
+                abandoned += u64::from(decode::<StoredRecord>(&bytes)?.is_abandoned(clock));
             }
         }
-        Ok(out)
+        Ok(WalkStep { abandoned, seen: entries.len(), last: entries.into_iter().next_back().map(|(k, _)| k) })
     }
 
     /// Every key and value of the state, for byte-for-byte comparisons in tests.
