@@ -12,6 +12,10 @@ use idem_node::types::{Entry, LogId};
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, EntryPayload, RaftSnapshotBuilder};
 
+/// The node's allocator, so the timings are the node's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The node's default page cache (`--cache-mb 256`).
 const TEST_CACHE: u64 = 256 * 1024 * 1024;
 
