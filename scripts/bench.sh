@@ -14,13 +14,16 @@
 #   --secure         the idem cluster is secure (IDEM_SECURE=1: https, tokens)
 #   --compare-tls    run idem plain and idem secure (leaders directly) at each level
 #   --smoke          CI: 2s runs at 1 and 16 clients unless told otherwise
-#   --out DIR        results.csv, table.md, runs.txt and the nodes' logs (default: a new temp dir)
+#   --out DIR        results.csv, table.md, plot.svg (claims/s and p99 against clients), runs.txt
+#                    and the nodes' logs (default: a new temp dir)
 #
 # Builds release binaries, starts fresh clusters on 127.0.0.1 (idem at
 # IDEM_BASE_PORT, default 7400, its secure twin 100 above; etcd's clients at
 # ETCD_BASE_PORT+1..3, default 23790, peers 10 above) with data in a temp dir,
 # alternates the systems at each level, prints the markdown tables and removes
 # the clusters on exit. Fails if a run writes nothing or errors beyond 0.1%.
+# Every run also reports the CPU seconds per 1,000 claims of the servers (all
+# three processes, from /proc) and of the load generator itself.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 die() { echo "bench.sh: $*" >&2; exit 1; }
@@ -121,13 +124,20 @@ start_etcd() {
   done
 }
 
-# bench_args LABEL: idem-bench's arguments for that system, into ARGS.
+# idem_pids NAME: the node pids of idem cluster NAME, comma-separated.
+idem_pids() { cat "$WORK/$1"/node-*.pid | paste -sd, -; }
+
+# bench_args LABEL: idem-bench's arguments for that system, into ARGS (with
+# the servers' pids, whose CPU time is reported per 1,000 claims).
 bench_args() {
   case "$1" in
-    etcd) ARGS=(--target etcd --leader --endpoints "$(endpoints http "$ETCD_PORT")"); return ;;
-    idem) ARGS=(--target idem --endpoints "$(endpoints http "$IDEM_PORT")") ;;
+    etcd)
+      ARGS=(--target etcd --leader --endpoints "$(endpoints http "$ETCD_PORT")"
+        --server-pids "$(IFS=,; echo "${ETCD_PIDS[*]}")")
+      return ;;
+    idem) ARGS=(--target idem --endpoints "$(endpoints http "$IDEM_PORT")" --server-pids "$(idem_pids idem)") ;;
     idem-tls)
-      ARGS=(--target idem --endpoints "$(endpoints https "$TLS_PORT")"
+      ARGS=(--target idem --endpoints "$(endpoints https "$TLS_PORT")" --server-pids "$(idem_pids idem-tls)"
         --ca "$WORK/idem-tls/tls/ca.pem" --token-file "$WORK/idem-tls/admin.token") ;;
   esac
   ARGS+=(--workload "$WORKLOAD")
@@ -153,4 +163,10 @@ for c in "${LEVELS[@]}"; do
 done
 
 "$BENCH" table "$OUT/results.csv" | tee "$OUT/table.md"
-echo "results: $OUT (results.csv, table.md, runs.txt, logs/)" >&2
+"$BENCH" plot "$OUT/results.csv" "$OUT/plot.svg"
+# Is the load generator lean enough? Its CPU per claim beside the servers'
+# (columns 15 and 16 of the CSV), over every run.
+awk -F, 'NR > 1 && $15 != "" { s += $15 * $4; b += $16 * $4; n += $4 }
+  END { if (n) printf "load generator: %.3f CPU s per 1,000 claims against the servers %.3f (%.0f%% of theirs)\n", b / n, s / n, 100 * b / s }' \
+  "$OUT/results.csv" | tee -a "$OUT/table.md"
+echo "results: $OUT (results.csv, table.md, plot.svg, runs.txt, logs/)" >&2

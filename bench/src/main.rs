@@ -1,7 +1,7 @@
 //! `idem-bench`: N concurrent clients write one fresh key per request to one
 //! system (idem, or etcd for comparison) for a fixed time, then print
 //! throughput and latency percentiles; `idem-bench table` turns the CSV of
-//! several runs into markdown. `scripts/bench.sh` starts the clusters and
+//! several runs into markdown and `idem-bench plot` into an SVG. `scripts/bench.sh` starts the clusters and
 //! alternates the runs.
 //!
 //! # Layout
@@ -9,12 +9,16 @@
 //! - `idem.rs`: idem's claim, its leader, and the leader's own counters.
 //! - `etcd.rs`: etcd's equivalent (a create-if-absent txn with a lease) and its leader.
 //! - `http.rs`: HTTP clients (a CA, a bearer token) and one request's check.
+//! - `cpu.rs`: CPU seconds of the servers and of the bench, from `/proc`.
 //! - `report.rs`: one run's summary and CSV row; the markdown tables.
+//! - `plot.rs`: the SVG of a comparison.
 
+mod cpu;
 mod etcd;
 mod http;
 mod idem;
 mod load;
+mod plot;
 mod report;
 
 use std::path::PathBuf;
@@ -27,7 +31,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::http::Http;
 use crate::idem::{Counters, Workload};
 use crate::load::{Load, Op, Tally};
-use crate::report::Summary;
+use crate::report::{Cpu, Summary};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Target {
@@ -51,6 +55,8 @@ struct Cli {
 enum Cmd {
     /// Print the markdown tables of a results CSV written with --csv.
     Table { csv: PathBuf },
+    /// Plot a results CSV as SVG: claims/s and p99 against concurrency, per system.
+    Plot { csv: PathBuf, out: PathBuf },
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,6 +102,10 @@ struct Args {
     /// Append the run's figures to this CSV file.
     #[arg(long)]
     csv: Option<PathBuf>,
+    /// The server processes (the cluster's nodes), whose CPU time over the
+    /// run is reported per 1,000 claims beside the bench's own.
+    #[arg(long, value_delimiter = ',')]
+    server_pids: Vec<u32>,
     /// Fail when more than this fraction of requests fails.
     #[arg(long, default_value_t = 0.001)]
     max_error_rate: f64,
@@ -115,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Some(Cmd::Table { csv }) => print!("{}", report::table(&csv)?),
+        Some(Cmd::Plot { csv, out }) => plot::plot(&csv, &out)?,
         None => bench(cli.run).await?,
     }
     Ok(())
@@ -131,6 +142,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let control = http.client()?;
     let label = args.label.clone().unwrap_or_else(|| format!("{:?}", args.target).to_lowercase());
     let mut load = Load { bases: args.endpoints.clone(), clients: args.clients, duration: args.duration, label };
+    let cpu_before = cpu::sample(&args.server_pids)?;
     let (tally, leader) = match args.target {
         Target::Idem => {
             // The leader's counters say how it wrote, wherever the claims are sent.
@@ -151,7 +163,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             (run(etcd::Txn { ns: args.ns.clone(), lease }, &load, &http).await?, None)
         }
     };
-    let summary = Summary::new(load.label, args.clients, &tally, leader);
+    let cpu = Cpu::since(cpu_before, cpu::sample(&args.server_pids)?, !args.server_pids.is_empty());
+    let summary = Summary::new(load.label, args.clients, &tally, leader, cpu);
     println!("{}", summary.line());
     if let Some(path) = &args.csv {
         summary.append_csv(path)?;

@@ -25,10 +25,30 @@ pub struct Summary {
     pub max_ms: f64,
     /// The leader's counters over the run (idem, leader addressed directly).
     pub leader: Option<Counters>,
+    /// CPU seconds per 1,000 claims of the servers (all nodes together), when
+    /// their pids were given.
+    pub server_cpu_per_1k: Option<f64>,
+    /// CPU seconds per 1,000 claims of the bench itself.
+    pub loadgen_cpu_per_1k: f64,
+}
+
+/// CPU seconds used over a run, read from `/proc` before and after it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cpu {
+    pub servers: Option<f64>,
+    pub loadgen: f64,
+}
+
+impl Cpu {
+    /// From two `cpu::sample` readings, (servers, bench); the servers' only
+    /// when there were servers to read.
+    pub fn since(before: (f64, f64), after: (f64, f64), servers: bool) -> Cpu {
+        Cpu { servers: servers.then_some(after.0 - before.0), loadgen: after.1 - before.1 }
+    }
 }
 
 /// The CSV's columns, also the names in the summary line.
-const COLUMNS: [&str; 14] = [
+const COLUMNS: [&str; 16] = [
     "label",
     "clients",
     "seconds",
@@ -43,12 +63,15 @@ const COLUMNS: [&str; 14] = [
     "leader_fsyncs",
     "leader_entries_applied",
     "leader_snapshots_built",
+    "server_cpu_s_per_1k",
+    "loadgen_cpu_s_per_1k",
 ];
 
 impl Summary {
-    pub fn new(label: String, clients: usize, tally: &Tally, leader: Option<Counters>) -> Summary {
+    pub fn new(label: String, clients: usize, tally: &Tally, leader: Option<Counters>, cpu: Cpu) -> Summary {
         let h = &tally.latency_us;
         let ms = |us: u64| us as f64 / 1000.0;
+        let per_1k = |seconds: f64| seconds * 1000.0 / h.len().max(1) as f64;
         Summary {
             label,
             clients,
@@ -61,11 +84,13 @@ impl Summary {
             p99_ms: ms(h.value_at_quantile(0.99)),
             max_ms: ms(h.max()),
             leader,
+            server_cpu_per_1k: cpu.servers.map(per_1k),
+            loadgen_cpu_per_1k: per_1k(cpu.loadgen),
         }
     }
 
     /// The values of [`COLUMNS`]; the leader's are empty when not read.
-    fn values(&self) -> [String; 14] {
+    fn values(&self) -> [String; 16] {
         let c = self.leader;
         let leader = |f: fn(Counters) -> u64| c.map_or(String::new(), |c| f(c).to_string());
         [
@@ -83,6 +108,8 @@ impl Summary {
             leader(|c| c.fsyncs),
             leader(|c| c.applied),
             leader(|c| c.snapshots),
+            self.server_cpu_per_1k.map_or(String::new(), |v| format!("{v:.4}")),
+            format!("{:.4}", self.loadgen_cpu_per_1k),
         ]
     }
 
@@ -114,6 +141,8 @@ impl Summary {
             p99_ms: num(8)?,
             max_ms: num(9)?,
             leader,
+            server_cpu_per_1k: if f[14].is_empty() { None } else { Some(num(14)?) },
+            loadgen_cpu_per_1k: num(15)?,
         })
     }
 
@@ -133,27 +162,41 @@ impl Summary {
     }
 }
 
-/// The markdown of a results CSV: every run; then the first system against
-/// each other one at every concurrency (throughput ratio first/other, p99
-/// ratio first/other); then the leader's counters where they were read.
-pub fn table(path: &Path) -> anyhow::Result<String> {
+/// Every run of a results CSV written with `--csv`.
+pub fn read(path: &Path) -> anyhow::Result<Vec<Summary>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let runs = text
-        .lines()
+    text.lines()
         .skip(1)
         .filter(|l| !l.trim().is_empty())
         .map(Summary::from_csv)
         .collect::<anyhow::Result<Vec<_>>>()
-        .with_context(|| format!("parsing {}", path.display()))?;
+        .with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The markdown of a results CSV: every run; then the first system against
+/// each other one at every concurrency (throughput ratio first/other, p99
+/// ratio first/other); then the leader's counters where they were read.
+pub fn table(path: &Path) -> anyhow::Result<String> {
+    let runs = read(path)?;
     let first = runs.first().context("no runs in the results")?;
     let mut out = String::from(
-        "| system | clients | claims/s | p50 ms | p90 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|---|---|\n",
+        "| system | clients | claims/s | p50 ms | p90 ms | p99 ms | max ms | errors | server CPU s/1k | bench CPU s/1k |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &runs {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
-            r.label, r.clients, r.per_sec, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms, r.errors
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {:.3} |",
+            r.label,
+            r.clients,
+            r.per_sec,
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.errors,
+            cpu_cell(r.server_cpu_per_1k),
+            r.loadgen_cpu_per_1k
         );
     }
     let mut others: Vec<&str> = runs.iter().map(|r| r.label.as_str()).filter(|l| *l != first.label).collect();
@@ -163,13 +206,13 @@ pub fn table(path: &Path) -> anyhow::Result<String> {
         let _ = write!(
             out,
             "\n| clients | {a} claims/s | {a} p50 ms | {a} p99 ms | {b} claims/s | {b} p50 ms | {b} p99 ms \
-             | claims/s {a}/{b} | p99 {a}/{b} |\n|---|---|---|---|---|---|---|---|---|\n"
+             | claims/s {a}/{b} | p99 {a}/{b} | CPU s/1k {a} | CPU s/1k {b} |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         );
         for x in runs.iter().filter(|r| r.label == *a) {
             let Some(y) = runs.iter().find(|r| r.label == b && r.clients == x.clients) else { continue };
             let _ = writeln!(
                 out,
-                "| {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                "| {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
                 x.clients,
                 x.per_sec,
                 x.p50_ms,
@@ -178,7 +221,9 @@ pub fn table(path: &Path) -> anyhow::Result<String> {
                 y.p50_ms,
                 y.p99_ms,
                 x.per_sec / y.per_sec,
-                x.p99_ms / y.p99_ms
+                x.p99_ms / y.p99_ms,
+                cpu_cell(x.server_cpu_per_1k),
+                cpu_cell(y.server_cpu_per_1k)
             );
         }
     }
@@ -205,6 +250,11 @@ pub fn table(path: &Path) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// A CPU figure's table cell: blank when the servers were not read.
+fn cpu_cell(v: Option<f64>) -> String {
+    v.map_or_else(|| "".into(), |v| format!("{v:.3}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +272,8 @@ mod tests {
             p99_ms,
             max_ms: 9.0,
             leader,
+            server_cpu_per_1k: Some(per_sec / 1000.0),
+            loadgen_cpu_per_1k: 0.05,
         }
     }
 
@@ -238,7 +290,8 @@ mod tests {
         let back: Vec<_> = text.lines().skip(1).map(|l| Summary::from_csv(l).unwrap()).collect();
         assert_eq!(back, rows);
         let md = table(&path).unwrap();
-        assert!(md.contains("| 64 | 800 | 1.00 | 4.00 | 200 | 1.00 | 8.00 | 4.00 | 0.50 |"), "{md}");
+        assert!(md.contains("| 64 | 800 | 1.00 | 4.00 | 200 | 1.00 | 8.00 | 4.00 | 0.50 | 0.800 | 0.200 |"), "{md}");
+        assert!(md.contains("| idem | 64 | 800 | 1.00 | 2.00 | 4.00 | 9.00 | 0 | 0.800 | 0.050 |"), "{md}");
         assert!(md.contains("| idem | 64 | 8000 | 100 | 80.0 | 120 | 1 |"), "{md}");
     }
 }
