@@ -61,10 +61,21 @@ pub fn write(tree: &sled::Tree, header: &Header, path: &Path) -> io::Result<()> 
     Ok(())
 }
 
+///
+/// A snapshot comes from a peer, and a damaged or hostile one may declare
+/// any length up to 4 GiB: no stored key or value is longer than the codec's
+/// decode limit, so a longer one is refused, and the buffer grows with the
+/// bytes actually read rather than with the declared length.
 fn read_part(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
     let Some(len) = read_len(input)? else { return Ok(None) };
-    let mut buf = vec![0u8; len];
-    input.read_exact(&mut buf)?;
+    if len > crate::codec::MAX_DECODE_BYTES {
+        return Err(bincode_io(format!("snapshot holds a part of {len} bytes, over the decode limit")));
+    }
+    let mut buf = Vec::with_capacity(len.min(READ_BUF));
+    input.take(len as u64).read_to_end(&mut buf)?;
+    if buf.len() < len {
+        return Err(bincode_io("snapshot ends inside a part"));
+    }
     Ok(Some(buf))
 }
 
@@ -194,4 +205,26 @@ fn load_range(
         tree.insert(k, v).map_err(io::Error::other)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(declared: u32, body: &[u8]) -> Vec<u8> {
+        let mut out = declared.to_le_bytes().to_vec();
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn a_part_is_read_whole_and_a_bad_length_is_refused_without_allocating_it() {
+        assert_eq!(read_part(&mut &part(3, b"abc")[..]).unwrap(), Some(b"abc".to_vec()));
+        assert_eq!(read_part(&mut &[][..]).unwrap(), None, "the end of the file");
+        let huge = read_part(&mut &part(u32::MAX, b"abc")[..]).unwrap_err();
+        assert_eq!(huge.kind(), io::ErrorKind::InvalidData);
+        // Under the limit but past the end: an error, and only the bytes there were read.
+        let short = read_part(&mut &part(100_000_000, b"abc")[..]).unwrap_err();
+        assert!(short.to_string().contains("ends inside a part"), "{short}");
+    }
 }
