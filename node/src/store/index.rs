@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use super::codec::{decode, encode, io};
+use super::codec::{decode, encode, io, read_key};
 use super::layout;
 use crate::registry::{RecordState, StoredRecord};
 use crate::types::{LogId, StorageError};
@@ -18,7 +18,7 @@ const BATCH: usize = 10_000;
 /// Rebuild the index of `tree` unless it is in step with `applied`.
 /// Blocks: call it where sled may block (opening, installing a snapshot).
 pub fn ensure(tree: &sled::Tree, applied: Option<LogId>) -> Result<(), StorageError> {
-    let indexed: Option<Option<LogId>> = tree.get(layout::INDEXED).map_err(io)?.map(|v| decode(&v)).transpose()?;
+    let indexed: Option<Option<LogId>> = read_key(tree, layout::INDEXED)?;
     if indexed == Some(applied) {
         return Ok(());
     }

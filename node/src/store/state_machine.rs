@@ -14,7 +14,7 @@ use std::sync::Arc;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
-use super::codec::{decode, encode, io};
+use super::codec::{encode, io, read_key};
 use super::index;
 use super::layout;
 use super::pending::Pending;
@@ -39,10 +39,6 @@ pub struct StateMachineStore {
     /// Held while a snapshot is built from the tree, so an install cannot
     /// replace the tree under it.
     building: Arc<tokio::sync::Mutex<()>>,
-}
-
-fn read_key<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StorageError> {
-    tree.get(key).map_err(io)?.map(|v| decode(&v)).transpose()
 }
 
 /// The applied log id, membership and registry meta a state tree holds.
