@@ -32,21 +32,6 @@ pub struct Summary {
     pub loadgen_cpu_per_1k: f64,
 }
 
-/// CPU seconds used over a run, read from `/proc` before and after it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Cpu {
-    pub servers: Option<f64>,
-    pub loadgen: f64,
-}
-
-impl Cpu {
-    /// From two `cpu::sample` readings, (servers, bench); the servers' only
-    /// when there were servers to read.
-    pub fn since(before: (f64, f64), after: (f64, f64), servers: bool) -> Cpu {
-        Cpu { servers: servers.then_some(after.0 - before.0), loadgen: after.1 - before.1 }
-    }
-}
-
 /// The CSV's columns, also the names in the summary line.
 const COLUMNS: [&str; 16] = [
     "label",
@@ -68,7 +53,7 @@ const COLUMNS: [&str; 16] = [
 ];
 
 impl Summary {
-    pub fn new(label: String, clients: usize, tally: &Tally, leader: Option<Counters>, cpu: Cpu) -> Summary {
+    pub fn new(label: String, clients: usize, tally: &Tally, leader: Option<Counters>) -> Summary {
         let h = &tally.latency_us;
         let ms = |us: u64| us as f64 / 1000.0;
         let per_1k = |seconds: f64| seconds * 1000.0 / h.len().max(1) as f64;
@@ -84,8 +69,8 @@ impl Summary {
             p99_ms: ms(h.value_at_quantile(0.99)),
             max_ms: ms(h.max()),
             leader,
-            server_cpu_per_1k: cpu.servers.map(per_1k),
-            loadgen_cpu_per_1k: per_1k(cpu.loadgen),
+            server_cpu_per_1k: tally.cpu.servers.map(per_1k),
+            loadgen_cpu_per_1k: per_1k(tally.cpu.loadgen),
         }
     }
 
