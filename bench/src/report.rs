@@ -160,7 +160,8 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<Summary>> {
 
 /// The markdown of a results CSV: every run; then the first system against
 /// each other one at every concurrency (throughput ratio first/other, p99
-/// ratio first/other); then the leader's counters where they were read.
+/// ratio first/other, each one's servers' CPU per 1,000 claims); then the
+/// leader's counters where they were read.
 pub fn table(path: &Path) -> anyhow::Result<String> {
     let runs = read(path)?;
     let first = runs.first().context("no runs in the results")?;
@@ -191,7 +192,7 @@ pub fn table(path: &Path) -> anyhow::Result<String> {
         let _ = write!(
             out,
             "\n| clients | {a} claims/s | {a} p50 ms | {a} p99 ms | {b} claims/s | {b} p50 ms | {b} p99 ms \
-             | claims/s {a}/{b} | p99 {a}/{b} | CPU s/1k {a} | CPU s/1k {b} |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+             | claims/s {a}/{b} | p99 {a}/{b} | server CPU s/1k {a} | server CPU s/1k {b} |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         );
         for x in runs.iter().filter(|r| r.label == *a) {
             let Some(y) = runs.iter().find(|r| r.label == b && r.clients == x.clients) else { continue };
@@ -275,6 +276,7 @@ mod tests {
         let back: Vec<_> = text.lines().skip(1).map(|l| Summary::from_csv(l).unwrap()).collect();
         assert_eq!(back, rows);
         let md = table(&path).unwrap();
+        assert!(md.contains("| server CPU s/1k idem | server CPU s/1k etcd |"), "{md}");
         assert!(md.contains("| 64 | 800 | 1.00 | 4.00 | 200 | 1.00 | 8.00 | 4.00 | 0.50 | 0.800 | 0.200 |"), "{md}");
         assert!(md.contains("| idem | 64 | 800 | 1.00 | 2.00 | 4.00 | 9.00 | 0 | 0.800 | 0.050 |"), "{md}");
         assert!(md.contains("| idem | 64 | 8000 | 100 | 80.0 | 120 | 1 |"), "{md}");
