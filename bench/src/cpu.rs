@@ -4,20 +4,39 @@
 
 use anyhow::Context;
 
-/// Seconds of CPU (user and system, all threads) the process `pid` has used;
-/// `None` for this process.
-pub fn seconds(pid: Option<u32>) -> anyhow::Result<f64> {
+/// CPU seconds, user and system, all threads: of the servers together (when
+/// their pids were given) and of the bench itself. Read at one instant by
+/// [`Usage::read`]; the difference of two readings by [`Usage::since`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    pub servers: Option<f64>,
+    pub loadgen: f64,
+}
+
+impl Usage {
+    /// The CPU time used so far by `pids` (summed) and by this process, read
+    /// together so the two are as close in time as can be.
+    pub fn read(pids: &[u32]) -> anyhow::Result<Usage> {
+        let servers = if pids.is_empty() {
+            None
+        } else {
+            Some(pids.iter().map(|p| seconds(Some(*p))).sum::<anyhow::Result<f64>>()?)
+        };
+        Ok(Usage { servers, loadgen: seconds(None)? })
+    }
+
+    /// What was used between `before` and `self`.
+    pub fn since(self, before: Usage) -> Usage {
+        Usage { servers: self.servers.zip(before.servers).map(|(a, b)| a - b), loadgen: self.loadgen - before.loadgen }
+    }
+}
+
+/// CPU seconds the process `pid` has used; `None` for this process.
+fn seconds(pid: Option<u32>) -> anyhow::Result<f64> {
     let path = pid.map_or_else(|| "/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
     let line = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     let ticks = ticks(&line).with_context(|| format!("parsing {path}"))?;
     Ok(ticks as f64 / ticks_per_second())
-}
-
-/// The summed CPU seconds of `pids` (the servers) and of this process, taken
-/// together so the two readings of a run are as close in time as can be.
-pub fn sample(pids: &[u32]) -> anyhow::Result<(f64, f64)> {
-    let servers = pids.iter().map(|p| seconds(Some(*p))).sum::<anyhow::Result<f64>>()?;
-    Ok((servers, seconds(None)?))
 }
 
 /// utime + stime of a `stat` line, in clock ticks. The command name (field 2)
@@ -67,7 +86,10 @@ mod tests {
             std::hint::black_box(x);
         }
         assert!(seconds(None).unwrap() > before);
-        let (servers, me) = sample(&[std::process::id()]).unwrap();
-        assert!(servers > 0.0 && me > 0.0);
+        let mine = Usage::read(&[std::process::id()]).unwrap();
+        assert!(mine.servers.unwrap() > 0.0 && mine.loadgen > 0.0);
+        assert_eq!(Usage::read(&[]).unwrap().servers, None, "no servers given, none read");
+        let used = Usage { servers: Some(3.0), loadgen: 1.5 }.since(Usage { servers: Some(1.0), loadgen: 1.0 });
+        assert_eq!(used, Usage { servers: Some(2.0), loadgen: 0.5 });
     }
 }

@@ -1,6 +1,7 @@
 //! The load itself, the same for every system: N clients, each with one
 //! request in flight and its own keep-alive connection, write one fresh key
-//! per request for a fixed time; latencies go to an HDR histogram.
+//! per request for a fixed time; latencies go to an HDR histogram, and the
+//! CPU time of the servers and of the bench over exactly that window is read.
 
 use std::future::Future;
 use std::io::Write;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 
+use crate::cpu::Usage;
 use crate::http::Http;
 
 /// One write of a fresh key to the system under test.
@@ -26,6 +28,8 @@ pub struct Load {
     pub duration: Duration,
     /// Shown in the progress line.
     pub label: String,
+    /// The servers whose CPU time over the run is read (may be none).
+    pub server_pids: Vec<u32>,
 }
 
 /// What the clients saw.
@@ -34,6 +38,8 @@ pub struct Tally {
     pub errors: u64,
     pub first_error: Option<String>,
     pub seconds: f64,
+    /// CPU used from the first client's start to the last one's end.
+    pub cpu: Usage,
 }
 
 impl Tally {
@@ -43,6 +49,7 @@ impl Tally {
             errors: 0,
             first_error: None,
             seconds: 0.0,
+            cpu: Usage::default(),
         })
     }
 
@@ -57,7 +64,9 @@ impl Tally {
 }
 
 /// Runs the load and merges every client's tally. Progress (elapsed time,
-/// writes so far) goes to stderr once a second.
+/// writes so far) goes to stderr once a second. CPU is read after the clients
+/// are built and before their tallies are merged, so neither setting up (TLS
+/// roots for hundreds of clients) nor adding up counts as the load's cost.
 pub async fn run<O: Op>(op: Arc<O>, load: &Load, http: &Http) -> anyhow::Result<Tally> {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -65,6 +74,7 @@ pub async fn run<O: Op>(op: Arc<O>, load: &Load, http: &Http) -> anyhow::Result<
     let run = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
     // Every client is built before any starts, so the clock starts with all.
     let clients = (0..load.clients).map(|_| http.client()).collect::<anyhow::Result<Vec<_>>>()?;
+    let cpu_before = Usage::read(&load.server_pids)?;
     let mut tasks = Vec::with_capacity(load.clients);
     for (i, client) in clients.into_iter().enumerate() {
         let (op, stop, done) = (op.clone(), stop.clone(), done.clone());
@@ -106,10 +116,15 @@ pub async fn run<O: Op>(op: Arc<O>, load: &Load, http: &Http) -> anyhow::Result<
     }
     stop.store(true, Ordering::Relaxed);
     eprintln!();
-    let mut all = Tally::new()?;
+    let mut tallies = Vec::with_capacity(tasks.len());
     for t in tasks {
-        all.add(t.await??)?;
+        tallies.push(t.await??);
     }
-    all.seconds = started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = Usage::read(&load.server_pids)?.since(cpu_before);
+    let mut all = Tally { seconds, cpu, ..Tally::new()? };
+    for t in tallies {
+        all.add(t)?;
+    }
     Ok(all)
 }

@@ -31,7 +31,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::http::Http;
 use crate::idem::{Counters, Workload};
 use crate::load::{Load, Op, Tally};
-use crate::report::{Cpu, Summary};
+use crate::report::Summary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Target {
@@ -141,8 +141,13 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let http = Http::new(args.ca.as_deref(), token.as_deref())?;
     let control = http.client()?;
     let label = args.label.clone().unwrap_or_else(|| format!("{:?}", args.target).to_lowercase());
-    let mut load = Load { bases: args.endpoints.clone(), clients: args.clients, duration: args.duration, label };
-    let cpu_before = cpu::sample(&args.server_pids)?;
+    let mut load = Load {
+        bases: args.endpoints.clone(),
+        clients: args.clients,
+        duration: args.duration,
+        label,
+        server_pids: args.server_pids.clone(),
+    };
     let (tally, leader) = match args.target {
         Target::Idem => {
             // The leader's counters say how it wrote, wherever the claims are sent.
@@ -163,8 +168,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             (run(etcd::Txn { ns: args.ns.clone(), lease }, &load, &http).await?, None)
         }
     };
-    let cpu = Cpu::since(cpu_before, cpu::sample(&args.server_pids)?, !args.server_pids.is_empty());
-    let summary = Summary::new(load.label, args.clients, &tally, leader, cpu);
+    let summary = Summary::new(load.label, args.clients, &tally, leader);
     println!("{}", summary.line());
     if let Some(path) = &args.csv {
         summary.append_csv(path)?;

@@ -20,34 +20,40 @@ pub fn plot(csv: &Path, out: &Path) -> anyhow::Result<()> {
             systems.push(&r.label);
         }
     }
+    let mut levels: Vec<f64> = runs.iter().map(|r| r.clients as f64).collect();
+    levels.sort_by(f64::total_cmp);
+    levels.dedup();
     let root = SVGBackend::new(out, (1100, 440)).into_drawing_area();
     root.fill(&WHITE).map_err(draw)?;
     let (left, right) = root.split_horizontally(550);
-    panel(&left, &runs, &systems, "claims/s", |r| r.per_sec)?;
-    panel(&right, &runs, &systems, "p99 latency, ms", |r| r.p99_ms)?;
+    panel(&left, &runs, &systems, &levels, "claims/s", |r| r.per_sec)?;
+    panel(&right, &runs, &systems, &levels, "p99 latency, ms", |r| r.p99_ms)?;
     root.present().map_err(draw).with_context(|| format!("writing {}", out.display()))
 }
 
-/// One chart: `value` of every run against its concurrency (log scale).
+/// One chart: `value` of every run against its concurrency, on a log scale
+/// whose ticks are the concurrency levels that were run (a log axis's own
+/// ticks, 1 2 3 ... 10 20 ..., crowd out levels like 16 and 256).
 fn panel(
     area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
     runs: &[Summary],
     systems: &[&str],
+    levels: &[f64],
     what: &str,
     value: fn(&Summary) -> f64,
 ) -> anyhow::Result<()> {
-    let max_clients = runs.iter().map(|r| r.clients).max().unwrap_or(1).max(2) as f64;
+    let (low, high) = (levels.first().copied().unwrap_or(1.0), levels.last().copied().unwrap_or(1.0));
     let top = runs.iter().map(value).fold(0.0, f64::max).max(1e-3) * 1.1;
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("{what} against concurrent clients"), ("sans-serif", 18))
+        .caption(what, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(60)
-        .build_cartesian_2d((1.0..max_clients * 1.2).log_scale(), 0.0..top)
+        .build_cartesian_2d((low / 1.5..high * 1.5).log_scale().with_key_points(levels.to_vec()), 0.0..top)
         .map_err(draw)?;
     chart
         .configure_mesh()
-        .x_desc("clients")
+        .x_desc("concurrent clients (log scale)")
         .y_desc(what)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| if y.abs() < 10.0 { format!("{y:.1}") } else { format!("{y:.0}") })
@@ -65,7 +71,13 @@ fn panel(
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
         chart.draw_series(points.into_iter().map(|p| Circle::new(p, 4, colour.filled()))).map_err(draw)?;
     }
-    chart.configure_series_labels().background_style(WHITE).border_style(BLACK).draw().map_err(draw)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw)?;
     Ok(())
 }
 

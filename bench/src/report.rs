@@ -32,21 +32,6 @@ pub struct Summary {
     pub loadgen_cpu_per_1k: f64,
 }
 
-/// CPU seconds used over a run, read from `/proc` before and after it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Cpu {
-    pub servers: Option<f64>,
-    pub loadgen: f64,
-}
-
-impl Cpu {
-    /// From two `cpu::sample` readings, (servers, bench); the servers' only
-    /// when there were servers to read.
-    pub fn since(before: (f64, f64), after: (f64, f64), servers: bool) -> Cpu {
-        Cpu { servers: servers.then_some(after.0 - before.0), loadgen: after.1 - before.1 }
-    }
-}
-
 /// The CSV's columns, also the names in the summary line.
 const COLUMNS: [&str; 16] = [
     "label",
@@ -68,7 +53,7 @@ const COLUMNS: [&str; 16] = [
 ];
 
 impl Summary {
-    pub fn new(label: String, clients: usize, tally: &Tally, leader: Option<Counters>, cpu: Cpu) -> Summary {
+    pub fn new(label: String, clients: usize, tally: &Tally, leader: Option<Counters>) -> Summary {
         let h = &tally.latency_us;
         let ms = |us: u64| us as f64 / 1000.0;
         let per_1k = |seconds: f64| seconds * 1000.0 / h.len().max(1) as f64;
@@ -84,8 +69,8 @@ impl Summary {
             p99_ms: ms(h.value_at_quantile(0.99)),
             max_ms: ms(h.max()),
             leader,
-            server_cpu_per_1k: cpu.servers.map(per_1k),
-            loadgen_cpu_per_1k: per_1k(cpu.loadgen),
+            server_cpu_per_1k: tally.cpu.servers.map(per_1k),
+            loadgen_cpu_per_1k: per_1k(tally.cpu.loadgen),
         }
     }
 
@@ -175,7 +160,8 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<Summary>> {
 
 /// The markdown of a results CSV: every run; then the first system against
 /// each other one at every concurrency (throughput ratio first/other, p99
-/// ratio first/other); then the leader's counters where they were read.
+/// ratio first/other, each one's servers' CPU per 1,000 claims); then the
+/// leader's counters where they were read.
 pub fn table(path: &Path) -> anyhow::Result<String> {
     let runs = read(path)?;
     let first = runs.first().context("no runs in the results")?;
@@ -206,7 +192,7 @@ pub fn table(path: &Path) -> anyhow::Result<String> {
         let _ = write!(
             out,
             "\n| clients | {a} claims/s | {a} p50 ms | {a} p99 ms | {b} claims/s | {b} p50 ms | {b} p99 ms \
-             | claims/s {a}/{b} | p99 {a}/{b} | CPU s/1k {a} | CPU s/1k {b} |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+             | claims/s {a}/{b} | p99 {a}/{b} | server CPU s/1k {a} | server CPU s/1k {b} |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         );
         for x in runs.iter().filter(|r| r.label == *a) {
             let Some(y) = runs.iter().find(|r| r.label == b && r.clients == x.clients) else { continue };
@@ -290,6 +276,7 @@ mod tests {
         let back: Vec<_> = text.lines().skip(1).map(|l| Summary::from_csv(l).unwrap()).collect();
         assert_eq!(back, rows);
         let md = table(&path).unwrap();
+        assert!(md.contains("| server CPU s/1k idem | server CPU s/1k etcd |"), "{md}");
         assert!(md.contains("| 64 | 800 | 1.00 | 4.00 | 200 | 1.00 | 8.00 | 4.00 | 0.50 | 0.800 | 0.200 |"), "{md}");
         assert!(md.contains("| idem | 64 | 800 | 1.00 | 2.00 | 4.00 | 9.00 | 0 | 0.800 | 0.050 |"), "{md}");
         assert!(md.contains("| idem | 64 | 8000 | 100 | 80.0 | 120 | 1 |"), "{md}");
