@@ -56,6 +56,9 @@ flock -n 9 || die "another chaos run holds the lock"
 
 echo "== building (release)"
 (cd "$ROOT" && cargo build --release -p idem-node -p idem-chaos) || die "cargo build failed"
+# The binaries just built, wherever cargo puts them (CARGO_TARGET_DIR too).
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+export IDEM_NODE_BIN="${IDEM_NODE_BIN:-$TARGET/release/idem-node}"
 
 cleanup() {
   local status=$?
@@ -85,7 +88,7 @@ if (( SECURE )); then
   echo "== making a CA, node certificates and an admin token under $OUT/tls"
   tls="$OUT/tls"
   mkdir -p "$tls"
-  node="$ROOT/target/release/idem-node"
+  node="$IDEM_NODE_BIN"
   "$node" certs --out "$tls" --nodes 3 --host 10.77.0.1,10.77.0.2,10.77.0.3 >/dev/null || die "idem-node certs failed"
   admin="$("$node" token --name chaos --admin --token-out "$tls/admin.token")" || die "idem-node token failed"
   printf '{"tokens":[%s]}\n' "$admin" >"$tls/tokens.json"
@@ -101,7 +104,7 @@ bash "$CTL" setup
 for i in 1 2 3; do bash "$CTL" start "$i"; done
 
 echo "== running: $DURATION, nemesis $NEMESIS"
-"$ROOT/target/release/idem-chaos" run \
+"$TARGET/release/idem-chaos" run \
   --nodes "$(bash "$CTL" nodes)" --ctl "$CTL" --duration "$DURATION" --nemesis "$NEMESIS" \
   --history "$OUT/history.jsonl" --verdicts "$OUT/verdicts.txt" "${SEED[@]}" "${SECURE_ARGS[@]}" "${EXTRA[@]}" &
 CHAOS_PID=$!
