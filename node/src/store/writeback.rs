@@ -3,7 +3,7 @@
 //! Applies only add to the overlay's active layer (in memory). A dedicated
 //! thread seals that layer every [`INTERVAL`] (sooner once it holds
 //! [`MAX_WRITES`] writes, as etcd's backend commits every 100 ms or 10k
-//! writes) and writes it into the state tree as one atomic sled batch, with
+//! writes, a bound in time and in size) and writes it into the state tree as one atomic sled batch, with
 //! the applied log id the state machine staged in it. After `kill -9` the
 //! tree therefore holds some prefix of the applies exactly, and openraft
 //! re-applies the log after that point. Nothing here fsyncs on the way:
@@ -26,8 +26,12 @@ use super::overlay;
 use super::view::StateView;
 use crate::types::StorageError;
 
-/// How long applied writes may wait in memory before they go to sled.
-pub const INTERVAL: Duration = Duration::from_millis(100);
+/// How long applied writes may wait in memory before they go to sled. Half
+/// of etcd's 100 ms: a write-back's sled inserts hold one of the cores while
+/// requests wait for it, and at 100 ms a batch at 64 clients (about 2,000
+/// inserts) showed in the p99 (43 ms against 31 ms at 50 ms, same throughput,
+/// in three alternating runs on two cores; 25 ms cost throughput).
+pub const INTERVAL: Duration = Duration::from_millis(50);
 /// Writes in the active layer that call for a write-back at once.
 pub const MAX_WRITES: usize = 20_000;
 
