@@ -61,6 +61,7 @@ pub fn write(tree: &sled::Tree, header: &Header, path: &Path) -> io::Result<()> 
     Ok(())
 }
 
+/// The next length-prefixed part (a key or a value), `None` at the end.
 ///
 /// A snapshot comes from a peer, and a damaged or hostile one may declare
 /// any length up to 4 GiB: no stored key or value is longer than the codec's
