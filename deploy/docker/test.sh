@@ -316,7 +316,11 @@ test_upgrade() {
   docker start "$(cid 3)" >/dev/null
   code="$(timeout 30 docker wait "$(cid 3)" || true)"
   [[ -n "$code" && "$code" != 0 ]] || fail "node3 started on a log format it does not know"
-  docker logs "$(cid 3)" 2>&1 | grep -q "refusing to start" ||
+  # Read the whole log before matching: under pipefail, `docker logs | grep -q`
+  # fails when grep exits at the match while docker logs is still writing.
+  local said
+  said="$(docker logs "$(cid 3)" 2>&1)"
+  [[ "$said" == *"refusing to start"* ]] ||
     fail "node3 refused without saying why: $(docker logs --tail 3 "$(cid 3)" 2>&1)"
   step "upgrade: node3 exited $code: $(docker logs --tail 1 "$(cid 3)" 2>&1)"
   docker cp "$saved" "$(cid 3):/data/raft-log/FORMAT"
