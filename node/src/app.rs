@@ -21,14 +21,18 @@ use crate::registry::{Command, Op, Outcome, Request, Response};
 use crate::store::StateView;
 use crate::types::{LogId, NodeId, Raft, RaftMetrics};
 
-/// The leader `m` names, unless it names this node while this node is not
-/// leading: a restarted leader reloads its own committed vote and reports
-/// itself as leader before it has learned otherwise.
+/// The leader `m` names, unless it names this node while no quorum has
+/// acknowledged this node's leadership yet. openraft 0.9 restores a restarted
+/// leader as leader of its old term at once; until a follower accepts its
+/// entries it may have been replaced, and a read it served would fail to
+/// confirm leadership instead of being forwarded to the real leader.
 fn known_leader(m: &RaftMetrics) -> Option<NodeId> {
-    known_leader_of(m.id, m.current_leader, m.state)
+    known_leader_of(m.id, m.current_leader, m.state).filter(|id| *id != m.id || m.millis_since_quorum_ack.is_some())
 }
 
-/// [`known_leader`] from the parts of any of openraft's metrics.
+/// The leader named by the parts that all of openraft's metrics carry: the
+/// one named, unless it is this node while this node is not leading (it
+/// reloaded its own committed vote and has not learned otherwise).
 pub(crate) fn known_leader_of(me: NodeId, leader: Option<NodeId>, state: ServerState) -> Option<NodeId> {
     let id = leader?;
     (id != me || state == ServerState::Leader).then_some(id)
@@ -361,7 +365,34 @@ impl App {
         leader_of(&self.raft.metrics().borrow(), None).map(|(_, addr)| addr)
     }
 
+    /// Whether this node leads, as [`known_leader`] counts it.
     pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().state == ServerState::Leader
+        known_leader(&self.raft.metrics().borrow()) == Some(self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(id: NodeId, leader: Option<NodeId>, state: ServerState, acked: Option<u64>) -> RaftMetrics {
+        let mut m = RaftMetrics::new_initial(id);
+        m.current_leader = leader;
+        m.state = state;
+        m.millis_since_quorum_ack = acked;
+        m
+    }
+
+    #[test]
+    fn a_restored_leader_is_not_known_until_a_quorum_acknowledges_it() {
+        assert_eq!(known_leader(&metrics(1, Some(1), ServerState::Leader, None)), None);
+        assert_eq!(known_leader(&metrics(1, Some(1), ServerState::Leader, Some(3))), Some(1));
+    }
+
+    #[test]
+    fn a_follower_knows_the_leader_its_vote_names() {
+        assert_eq!(known_leader(&metrics(2, Some(1), ServerState::Follower, None)), Some(1));
+        assert_eq!(known_leader(&metrics(2, Some(2), ServerState::Follower, None)), None);
+        assert_eq!(known_leader(&metrics(2, None, ServerState::Follower, None)), None);
     }
 }

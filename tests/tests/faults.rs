@@ -50,6 +50,24 @@ async fn writes_resume_after_the_leader_is_killed() {
     assert_completed_everywhere(&c, &before).await;
 }
 
+/// openraft restores a restarted leader as leader of its old term. Until a
+/// quorum acknowledges it, it must not serve a linearizable read itself (it
+/// would fail to confirm leadership): the read waits to learn the leader
+/// elected meanwhile and is forwarded there.
+#[tokio::test]
+async fn a_restarted_leader_forwards_reads_to_its_successor() {
+    let mut c = TestCluster::start(3).await;
+    let leader = c.leader().await;
+    c.kill(leader);
+    let survivor = c.ids().into_iter().find(|id| *id != leader).unwrap();
+    let done = claim_complete_replay(&c, survivor, "f", "while-down").await;
+    c.restart(leader).await;
+    let read = c.get(leader, &key_path("f", "while-down")).await;
+    assert_eq!(read.status, 200, "read through the restarted leader: {}", read.body);
+    assert_eq!(read.body["token"], done.token);
+    assert_ne!(c.leader().await, leader);
+}
+
 #[tokio::test]
 async fn full_cluster_crash_keeps_every_acknowledged_record() {
     let mut c = TestCluster::start(3).await;
@@ -228,7 +246,13 @@ async fn exactly_one_winner_per_key_while_the_leader_dies() {
         let holder = won.into_iter().next().unwrap();
         for id in c.ids() {
             let read = c.get(id, &key_path("race", key)).await;
-            assert_eq!(read.body["claim_id"], holder.as_str(), "node {id} disagrees on {key}");
+            assert_eq!(
+                read.body["claim_id"],
+                holder.as_str(),
+                "node {id} disagrees on {key}: {} {}",
+                read.status,
+                read.body
+            );
         }
     }
 }
