@@ -165,21 +165,4 @@ done
 
 "$BENCH" table "$OUT/results.csv" | tee "$OUT/table.md"
 "$BENCH" plot "$OUT/results.csv" "$OUT/plot.svg"
-# Is the load generator lean enough not to be the limit? Its CPU per claim
-# beside the servers', over every run; and, in the run where it was busiest,
-# the cores it and the servers kept busy out of the machine's (columns found
-# by name in the CSV's header).
-awk -F, -v cores="$(nproc)" '
-  NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-  $col["server_cpu_s_per_1k"] != "" {
-    ops = $col["ops"]; server = $col["server_cpu_s_per_1k"]; bench = $col["loadgen_cpu_s_per_1k"]
-    s += server * ops; b += bench * ops; n += ops
-    busy = bench * ops / 1000 / $col["seconds"]
-    if (busy >= most) { most = busy; theirs = server * ops / 1000 / $col["seconds"]; run = $col["label"] " at " $col["clients"] " clients" }
-  }
-  END {
-    if (n == 0 || s == 0) exit
-    printf "load generator: %.3f CPU s per 1,000 claims against the servers %.3f (%.0f%% of theirs); ", b / n, s / n, 100 * b / s
-    printf "at its busiest (%s) it kept %.2f of %d cores busy, the servers %.2f\n", run, most, cores, theirs
-  }' "$OUT/results.csv" | tee -a "$OUT/table.md"
 echo "results: $OUT (results.csv, table.md, plot.svg, runs.txt, logs/)" >&2

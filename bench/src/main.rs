@@ -124,7 +124,10 @@ fn label(s: &str) -> Result<String, String> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Some(Cmd::Table { csv }) => print!("{}", report::table(&csv)?),
+        Some(Cmd::Table { csv }) => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            print!("{}", report::table(&csv, cores)?)
+        }
         Some(Cmd::Plot { csv, out }) => plot::plot(&csv, &out)?,
         None => bench(cli.run).await?,
     }

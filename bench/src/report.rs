@@ -161,8 +161,9 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<Summary>> {
 /// The markdown of a results CSV: every run; then the first system against
 /// each other one at every concurrency (throughput ratio first/other, p99
 /// ratio first/other, each one's servers' CPU per 1,000 claims); then the
-/// leader's counters where they were read.
-pub fn table(path: &Path) -> anyhow::Result<String> {
+/// leader's counters where they were read; last, how lean the load generator
+/// was on a machine of `cores` cores ([`loadgen_line`]).
+pub fn table(path: &Path, cores: usize) -> anyhow::Result<String> {
     let runs = read(path)?;
     let first = runs.first().context("no runs in the results")?;
     let mut out = String::from(
@@ -216,24 +217,59 @@ pub fn table(path: &Path) -> anyhow::Result<String> {
     let led: Vec<_> = runs.iter().filter_map(|r| Some((r, r.leader?))).collect();
     if !led.is_empty() {
         out.push_str(
-            "\n| system | clients | leader claims | leader log fsyncs | claims per fsync | entries applied | \
-             snapshots built |\n|---|---|---|---|---|---|---|\n",
+            "\n| system | clients | claims | of them answered by the leader | leader log fsyncs | claims per leader fsync \
+             | entries applied | snapshots built |\n|---|---|---|---|---|---|---|---|\n",
         );
+        // Every claim of the run went through the leader's log, wherever the
+        // client sent it; the leader counts as acquired only those it answered.
         for (r, c) in led {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {:.1} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {:.1} | {} | {} |",
                 r.label,
                 r.clients,
+                r.ops,
                 c.claims,
                 c.fsyncs,
-                c.claims as f64 / c.fsyncs.max(1) as f64,
+                r.ops as f64 / c.fsyncs.max(1) as f64,
                 c.applied,
                 c.snapshots
             );
         }
     }
+    if let Some(line) = loadgen_line(&runs, cores) {
+        let _ = write!(out, "\n{line}\n");
+    }
     Ok(out)
+}
+
+/// Whether the load generator was lean enough not to be the limit: its CPU
+/// per 1,000 claims beside the servers', over every run whose servers were
+/// read; and in the run where it was busiest, the cores it and the servers
+/// kept busy. `None` when no run read the servers' CPU.
+fn loadgen_line(runs: &[Summary], cores: usize) -> Option<String> {
+    let read: Vec<(&Summary, f64)> = runs.iter().filter_map(|r| Some((r, r.server_cpu_per_1k?))).collect();
+    let claims: u64 = read.iter().map(|(r, _)| r.ops).sum();
+    let total =
+        |per_1k: &dyn Fn(&Summary, f64) -> f64| read.iter().map(|(r, s)| per_1k(r, *s) * r.ops as f64).sum::<f64>();
+    let (bench, servers) = (total(&|r, _| r.loadgen_cpu_per_1k), total(&|_, s| s));
+    if claims == 0 || servers == 0.0 {
+        return None;
+    }
+    let busy = |r: &Summary, per_1k: f64| per_1k * r.ops as f64 / 1000.0 / r.seconds;
+    let (busiest, server_cpu) =
+        read.iter().max_by(|a, b| busy(a.0, a.0.loadgen_cpu_per_1k).total_cmp(&busy(b.0, b.0.loadgen_cpu_per_1k)))?;
+    Some(format!(
+        "load generator: {:.3} CPU s per 1,000 claims against the servers' {:.3} ({:.0}% of theirs); \
+         at its busiest ({} at {} clients) it kept {:.2} of {cores} cores busy, the servers {:.2}",
+        bench / claims as f64,
+        servers / claims as f64,
+        100.0 * bench / servers,
+        busiest.label,
+        busiest.clients,
+        busy(busiest, busiest.loadgen_cpu_per_1k),
+        busy(busiest, *server_cpu),
+    ))
 }
 
 /// A CPU figure's table cell: blank when the servers were not read.
@@ -275,10 +311,37 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let back: Vec<_> = text.lines().skip(1).map(|l| Summary::from_csv(l).unwrap()).collect();
         assert_eq!(back, rows);
-        let md = table(&path).unwrap();
+        let md = table(&path, 2).unwrap();
         assert!(md.contains("| server CPU s/1k idem | server CPU s/1k etcd |"), "{md}");
         assert!(md.contains("| 64 | 800 | 1.00 | 4.00 | 200 | 1.00 | 8.00 | 4.00 | 0.50 | 0.800 | 0.200 |"), "{md}");
         assert!(md.contains("| idem | 64 | 800 | 1.00 | 2.00 | 4.00 | 9.00 | 0 | 0.800 | 0.050 |"), "{md}");
-        assert!(md.contains("| idem | 64 | 8000 | 100 | 80.0 | 120 | 1 |"), "{md}");
+        assert!(md.contains("| idem | 64 | 8000 | 8000 | 100 | 80.0 | 120 | 1 |"), "{md}");
+        // 0.05 s per 1k claims for the bench against 0.8 and 0.2 for the
+        // servers, weighted by 8000 and 2000 claims; busiest at 8000 claims
+        // in 10 s: 0.04 cores for the bench, 0.64 for idem's servers.
+        assert!(
+            md.contains(
+                "load generator: 0.050 CPU s per 1,000 claims against the servers' 0.680 (7% of theirs); \
+                 at its busiest (idem at 64 clients) it kept 0.04 of 2 cores busy, the servers 0.64"
+            ),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn claims_per_leader_fsync_count_the_claims_other_nodes_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.csv");
+        let answered_by_leader = Counters { claims: 2000, fsyncs: 1000, applied: 1000, snapshots: 0 };
+        run("idem", 1, 600.0, 2.0, Some(answered_by_leader)).append_csv(&path).unwrap();
+        let md = table(&path, 2).unwrap();
+        assert!(md.contains("| idem | 1 | 6000 | 2000 | 1000 | 6.0 | 1000 | 0 |"), "{md}");
+    }
+
+    #[test]
+    fn no_loadgen_line_without_the_servers_cpu() {
+        let mut r = run("idem", 1, 600.0, 2.0, None);
+        r.server_cpu_per_1k = None;
+        assert_eq!(loadgen_line(&[r], 2), None);
     }
 }
