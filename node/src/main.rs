@@ -23,13 +23,18 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-#[tokio::main]
-async fn node() -> anyhow::Result<()> {
+fn node() -> anyhow::Result<()> {
     let config = Config::parse();
-    idem_node::telemetry::init_logging(config.log_format, &config.log);
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    idem_node::run(config, listener, shutdown_signal()).await?;
-    Ok(())
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.worker_threads {
+        runtime.worker_threads(n.into());
+    }
+    runtime.enable_all().build()?.block_on(async {
+        idem_node::telemetry::init_logging(config.log_format, &config.log);
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        idem_node::run(config, listener, shutdown_signal()).await?;
+        Ok(())
+    })
 }
 
 /// A one-shot command's result as an exit status, its error on stderr.
