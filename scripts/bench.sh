@@ -4,6 +4,7 @@
 #
 #   scripts/bench.sh [--clients 1,16,64,256] [--duration 10s] [--workload claim|claim-complete]
 #                    [--leader-only] [--against etcd] [--secure] [--compare-tls] [--smoke] [--out DIR]
+#                    [--node-threads N]
 #
 #   --clients LIST   concurrency levels, comma-separated (default 1,16,64,256)
 #   --duration D     per run (default 10s)
@@ -16,6 +17,9 @@
 #   --smoke          CI: 2s runs at 1 and 16 clients unless told otherwise
 #   --out DIR        results.csv, table.md, plot.svg (claims/s and p99 against clients), runs.txt
 #                    and the nodes' logs (default: a new temp dir)
+#   --node-threads N request threads of each server process: idem's
+#                    IDEM_WORKER_THREADS, etcd's GOMAXPROCS (default: a third
+#                    of the cores, at least 1; the three share the machine)
 #
 # Builds release binaries, starts fresh clusters on 127.0.0.1 (idem at
 # IDEM_BASE_PORT, default 7400, its secure twin 100 above; etcd's clients at
@@ -30,6 +34,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 die() { echo "bench.sh: $*" >&2; exit 1; }
 
 CLIENTS="" DURATION="" WORKLOAD=claim LEADER_ONLY=0 AGAINST="" SECURE=0 COMPARE_TLS=0 SMOKE=0 OUT=""
+# Three server processes share this machine: each gets a third of its cores
+# (at least one) for its request threads, idem and etcd alike.
+NODE_THREADS=$(( $(nproc) / 3 > 0 ? $(nproc) / 3 : 1 ))
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --clients) CLIENTS="$2"; shift 2 ;;
@@ -41,12 +48,14 @@ while [[ $# -gt 0 ]]; do
     --compare-tls) COMPARE_TLS=1; shift ;;
     --smoke) SMOKE=1; shift ;;
     --out) OUT="$2"; shift 2 ;;
+    --node-threads) NODE_THREADS="$2"; shift 2 ;;
     *) die "unknown argument $1" ;;
   esac
 done
 if [[ "$SMOKE" == 1 ]]; then CLIENTS="${CLIENTS:-1,16}" DURATION="${DURATION:-2s}"; fi
 CLIENTS="${CLIENTS:-1,16,64,256}" DURATION="${DURATION:-10s}"
 [[ "$CLIENTS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--clients wants a list like 1,16,64"
+[[ "$NODE_THREADS" =~ ^[1-9][0-9]*$ ]] || die "--node-threads wants a positive number"
 [[ -z "$AGAINST" || "$AGAINST" == etcd ]] || die "--against knows only etcd"
 [[ -z "$AGAINST" || "$WORKLOAD" == claim ]] || die "--against etcd compares the claim workload only"
 # A comparison addresses each system's leader, so neither pays a forwarding hop.
@@ -89,8 +98,9 @@ endpoints() { local e="" i; for i in 1 2 3; do e+="${e:+,}$1://127.0.0.1:$(($2 +
 start_idem() {
   local dir="$WORK/$1"
   IDEM_DIRS+=("$dir")
-  echo "== starting a 3-node idem cluster ($1) at port $(($2 + 1))" >&2
-  IDEM_DATA="$dir" IDEM_BASE_PORT="$2" IDEM_SECURE="${3:+1}" "$ROOT/scripts/cluster.sh" start 3 >&2 \
+  echo "== starting a 3-node idem cluster ($1) at port $(($2 + 1)), $NODE_THREADS worker thread(s) per node" >&2
+  IDEM_DATA="$dir" IDEM_BASE_PORT="$2" IDEM_SECURE="${3:+1}" IDEM_WORKER_THREADS="$NODE_THREADS" \
+    "$ROOT/scripts/cluster.sh" start 3 >&2 \
     || die "idem cluster $1 did not start; see $OUT/logs/$1-node-*.log"
 }
 
@@ -102,11 +112,11 @@ start_etcd() {
       || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >&2; } \
       || die "installing etcd-server failed"
   fi
-  echo "== starting a 3-member etcd ($(etcd --version | head -1)) at port $((ETCD_PORT + 1))" >&2
+  echo "== starting a 3-member etcd ($(etcd --version | head -1)) at port $((ETCD_PORT + 1)), GOMAXPROCS=$NODE_THREADS" >&2
   local i peers=""
   for i in 1 2 3; do peers+="${peers:+,}e$i=http://127.0.0.1:$((ETCD_PORT + 10 + i))"; done
   for i in 1 2 3; do
-    etcd --name "e$i" --data-dir "$WORK/etcd-$i" \
+    GOMAXPROCS="$NODE_THREADS" etcd --name "e$i" --data-dir "$WORK/etcd-$i" \
       --listen-client-urls "http://127.0.0.1:$((ETCD_PORT + i))" \
       --advertise-client-urls "http://127.0.0.1:$((ETCD_PORT + i))" \
       --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10 + i))" \
