@@ -16,7 +16,8 @@
 #   --compare-tls    run idem plain and idem secure (leaders directly) at each level
 #   --smoke          CI: 2s runs at 1 and 16 clients unless told otherwise
 #   --out DIR        results.csv, table.md, plot.svg (claims/s and p99 against clients), runs.txt
-#                    and the nodes' logs (default: a new temp dir)
+#                    and the nodes' logs (default: a new temp dir); an earlier run's
+#                    results.csv and runs.txt there are replaced
 #   --node-threads N request threads of each server process: idem's
 #                    IDEM_WORKER_THREADS, etcd's GOMAXPROCS (default: a third
 #                    of the cores, at least 1; the three share the machine)
@@ -66,6 +67,10 @@ TLS_PORT=$((IDEM_PORT + 100))
 WORK="$(mktemp -d)"
 OUT="${OUT:-$(mktemp -d)}"
 mkdir -p "$OUT/logs"
+# The table pairs each idem run with the other system's run at the same
+# concurrency: rows a reused --out folder kept from an earlier run would be
+# paired instead of this run's.
+rm -f "$OUT/results.csv" "$OUT/runs.txt"
 IDEM_DIRS=() ETCD_PIDS=()
 cleanup() {
   local d p i
