@@ -134,10 +134,13 @@ pub fn install(file: &mut File, received: Option<&Path>, tree: &sled::Tree, path
                 .try_for_each(|(key, lease_end)| tree.insert(key, &lease_end).map(drop))
                 .map_err(io::Error::other)
         });
+        // The index thread is joined first: when its insert fails, the record
+        // loader fails too, only to say that the index loader stopped, and the
+        // first error joined is the one reported.
         let loads = [
+            index,
             s.spawn(move || load_range(path, records, expiries, layout::RECORD_PREFIX, tree, Some(index_tx))),
             s.spawn(move || load_range(path, expiries, u64::MAX, layout::EXPIRY_PREFIX, tree, None)),
-            index,
         ];
         loads.into_iter().try_for_each(|t| t.join().unwrap_or_else(|_| Err(io::Error::other("snapshot load panicked"))))
     })?;
