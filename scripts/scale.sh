@@ -54,8 +54,15 @@ CLUSTER="$ROOT/scripts/cluster.sh"
 
 cleanup() {
   local rc=$?
-  "$CLUSTER" clean >/dev/null 2>&1 || true
-  if ((KEEP)); then echo "scale: logs and data kept in $IDEM_DATA" >&2; else rm -rf "$IDEM_DATA"; fi
+  ((rc == 0)) || echo "scale: FAILED (exit $rc; the last lines above say where)" >&2
+  if ((KEEP)); then
+    # `cluster.sh clean` would remove the data dir with the nodes' logs.
+    "$CLUSTER" stop >/dev/null 2>&1 || for i in 1 2 3; do "$CLUSTER" kill "$i" >/dev/null 2>&1 || true; done
+    echo "scale: logs and data kept in $IDEM_DATA" >&2
+  else
+    "$CLUSTER" clean >/dev/null 2>&1 || true
+    rm -rf "$IDEM_DATA"
+  fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -74,8 +81,11 @@ status_of() { curl -fsS --max-time 5 "$(url_of "$1")/v1/cluster"; }
 applied_of() { status_of "$1" 2>/dev/null | json_field applied_index || true; }
 pid_of() { live_pid "$IDEM_DATA/node-$1.pid"; }
 # The value of a Prometheus sample (first line starting with $2) on node $1, 0 if absent.
+# awk reads to the end: leaving early makes curl fail writing the rest of the
+# page (exit 23), and with pipefail that ends the script.
 metric_of() {
-  curl -fsS --max-time 5 "$(url_of "$1")/metrics" | awk -v m="$2" 'index($0, m) == 1 { print $NF; found = 1; exit } END { if (!found) print 0 }'
+  curl -fsS --max-time 5 "$(url_of "$1")/metrics" \
+    | awk -v m="$2" '!found && index($0, m) == 1 { v = $NF; found = 1 } END { print found ? v : 0 }'
 }
 
 leader() {
