@@ -29,12 +29,18 @@ fn node() -> anyhow::Result<()> {
     if let Some(n) = config.worker_threads {
         runtime.worker_threads(n.into());
     }
-    runtime.enable_all().build()?.block_on(async {
+    let runtime = runtime.enable_all().build()?;
+    let result = runtime.block_on(async {
         idem_node::telemetry::init_logging(config.log_format, &config.log);
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         idem_node::run(config, listener, shutdown_signal()).await?;
         Ok(())
-    })
+    });
+    // Waits for blocking tasks (a snapshot being built or installed) to end.
+    let stopping = std::time::Instant::now();
+    drop(runtime);
+    tracing::info!(runtime_took_ms = stopping.elapsed().as_millis() as u64, "stopped");
+    result
 }
 
 /// A one-shot command's result as an exit status, its error on stderr.

@@ -37,14 +37,39 @@ fn bincode_io<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
+/// Pairs written between two looks at whether the node is stopping.
+const STOP_CHECK_EVERY: usize = 4096;
+
 /// Stream `header` and every record and index entry of `tree` into `path`,
-/// through a temporary file renamed into place once synced.
-pub fn write(tree: &sled::Tree, header: &Header, path: &Path) -> io::Result<()> {
+/// through a temporary file renamed into place once synced. Gives up with
+/// `Interrupted`, leaving no file, once `stopping` says so: a build of
+/// millions of records takes seconds, and a stopping node would otherwise
+/// wait for it to finish a snapshot it will never use.
+pub fn write(tree: &sled::Tree, header: &Header, path: &Path, stopping: impl Fn() -> bool) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut out = BufWriter::new(File::create(&tmp)?);
+    let written = write_pairs(tree, header, &tmp, stopping);
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let file = written?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn write_pairs(tree: &sled::Tree, header: &Header, tmp: &Path, stopping: impl Fn() -> bool) -> io::Result<File> {
+    let mut out = BufWriter::new(File::create(tmp)?);
     crate::codec::encode_into(header, &mut out).map_err(bincode_io)?;
+    let mut pairs = 0usize;
     for prefix in [layout::RECORD_PREFIX, layout::EXPIRY_PREFIX] {
         for kv in tree.scan_prefix([prefix]) {
+            pairs += 1;
+            if pairs.is_multiple_of(STOP_CHECK_EVERY) && stopping() {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "the node is stopping"));
+            }
             let (k, v) = kv.map_err(io::Error::other)?;
             for part in [&k[..], &v[..]] {
                 out.write_all(&(part.len() as u32).to_le_bytes())?;
@@ -52,13 +77,7 @@ pub fn write(tree: &sled::Tree, header: &Header, path: &Path) -> io::Result<()> 
             }
         }
     }
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    out.into_inner().map_err(|e| e.into_error())
 }
 
 /// The next length-prefixed part (a key or a value), `None` at the end.
@@ -230,5 +249,25 @@ mod tests {
         // Under the limit but past the end: an error, and only the bytes there were read.
         let short = read_part(&mut &part(100_000_000, b"abc")[..]).unwrap_err();
         assert!(short.to_string().contains("ends inside a part"), "{short}");
+    }
+
+    #[test]
+    fn a_build_gives_up_when_the_node_stops_and_leaves_no_file() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("sm.0").unwrap();
+        for i in 0..(STOP_CHECK_EVERY as u32 * 2) {
+            tree.insert([&[layout::RECORD_PREFIX][..], &i.to_be_bytes()].concat(), &b"v"[..]).unwrap();
+        }
+        let header = Header { applied: None, membership: Default::default(), meta: Default::default() };
+        let dir = tempfile::tempdir().unwrap();
+        let files = || std::fs::read_dir(dir.path()).unwrap().count();
+
+        let stopped = write(&tree, &header, &dir.path().join("a.snap"), || true).unwrap_err();
+        assert_eq!(stopped.kind(), io::ErrorKind::Interrupted);
+        assert_eq!(files(), 0, "neither the snapshot nor its temporary file is left");
+
+        write(&tree, &header, &dir.path().join("b.snap"), || false).unwrap();
+        assert!(dir.path().join("b.snap").exists());
+        assert_eq!(files(), 1);
     }
 }

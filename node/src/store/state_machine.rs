@@ -185,7 +185,11 @@ impl SnapshotBuilder {
         };
         let info = SnapshotInfo { meta, file: format!("{snapshot_id}.snap") };
         let path = self.dir.join(&info.file);
-        tokio::task::spawn_blocking(move || snapshot::write(&tree, &header, &path)).await.map_err(io)?.map_err(io)?;
+        let control = self.writeback.clone();
+        tokio::task::spawn_blocking(move || snapshot::write(&tree, &header, &path, || control.stopping()))
+            .await
+            .map_err(io)?
+            .map_err(io)?;
         drop(frozen);
         remember_snapshot(&self.root, &self.dir, &info)?;
         metrics::counter!("idem_snapshots_total", "kind" => "built").increment(1);

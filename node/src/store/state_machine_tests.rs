@@ -246,6 +246,27 @@ async fn applies_go_on_in_memory_while_the_tree_is_frozen_for_a_snapshot() {
     }
 }
 
+#[tokio::test]
+async fn a_store_closed_while_frozen_leaves_the_frozen_tree_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let last = fill(&mut sm, 100).await;
+    let control = sm.writeback.control();
+    let frozen = tokio::task::spawn_blocking(move || control.freeze(true)).await.unwrap().unwrap();
+    let tree = sm.view.read_overlay().tree().clone();
+    let before: Vec<_> = tree.iter().map(Result::unwrap).collect();
+    let ops = (0..10).map(|i| claim(format!("late{i}"), 600_000)).collect();
+    sm.apply([entry(last + 1, Command::Ops(ops))]).await.unwrap();
+    // The node stops while a snapshot streams the tree: the store closes
+    // first, and its last write-back must not land under the snapshot.
+    let control = sm.writeback.control();
+    tokio::task::spawn_blocking(move || drop(sm)).await.unwrap();
+    assert!(control.stopping());
+    let after: Vec<_> = tree.iter().map(Result::unwrap).collect();
+    assert_eq!(before, after, "the frozen tree is unchanged by the stop");
+    drop(frozen);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_built_while_entries_apply_holds_exactly_the_state_it_names() {
     let (dir_a, dir_b, dir_c) =

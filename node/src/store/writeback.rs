@@ -119,10 +119,20 @@ impl Shared {
             self.cond.notify_all();
             due = Instant::now() + INTERVAL;
         }
+        let frozen = ctl.frozen > 0;
         drop(ctl);
+        if frozen {
+            // A snapshot is streaming the tree (or an install replacing it):
+            // a write now would put applies past the snapshot's applied id
+            // into its file. The log re-applies them on the next start.
+            tracing::info!("stopping during a snapshot: the last applies are left to the log");
+            return;
+        }
         // A clean stop leaves nothing to re-apply.
-        if let Err(e) = self.write_back().and_then(|_| self.db.flush().map(|_| ()).map_err(io)) {
-            tracing::warn!(error = %e, "final write-back of the state");
+        let started = Instant::now();
+        match self.write_back().and_then(|_| self.db.flush().map(|_| ()).map_err(io)) {
+            Ok(()) => tracing::info!(took_ms = started.elapsed().as_millis() as u64, "state written back and flushed"),
+            Err(e) => tracing::warn!(error = %e, "final write-back of the state"),
         }
     }
 }
@@ -151,6 +161,12 @@ impl Control {
             self.0.lock().nudged = true;
             self.0.cond.notify_all();
         }
+    }
+
+    /// The store is closing (the node is stopping): long work on the tree,
+    /// such as streaming a snapshot, should give up.
+    pub fn stopping(&self) -> bool {
+        self.0.lock().stop
     }
 
     /// The write-back failure that makes this store unusable, if any.
