@@ -11,6 +11,7 @@ use std::sync::mpsc::SyncSender;
 use serde::{Deserialize, Serialize};
 
 use super::layout;
+use super::writeback::stopped;
 use crate::registry::Meta;
 use crate::types::{LogId, SnapshotMeta, StoredMembership};
 
@@ -68,7 +69,7 @@ fn write_pairs(tree: &sled::Tree, header: &Header, tmp: &Path, stopping: impl Fn
         for kv in tree.scan_prefix([prefix]) {
             pairs += 1;
             if pairs.is_multiple_of(STOP_CHECK_EVERY) && stopping() {
-                return Err(io::Error::new(io::ErrorKind::Interrupted, "the node is stopping"));
+                return Err(stopped());
             }
             let (k, v) = kv.map_err(io::Error::other)?;
             for part in [&k[..], &v[..]] {
@@ -120,8 +121,16 @@ fn read_len(input: &mut impl Read) -> io::Result<Option<usize>> {
 /// the way: the caller syncs the database once at the end), the record range
 /// and the expiry range on a thread each, since sled's inserts are what a
 /// load spends its time on and distinct key ranges do not contend. The
-/// in-progress index is built from the records as they load.
-pub fn install(file: &mut File, received: Option<&Path>, tree: &sled::Tree, path: &Path) -> io::Result<Header> {
+/// in-progress index is built from the records as they load. Gives up with
+/// `Interrupted` once `stopping` says so (the caller's tree is then half
+/// loaded; the store drops such a tree when it opens).
+pub fn install(
+    file: &mut File,
+    received: Option<&Path>,
+    tree: &sled::Tree,
+    path: &Path,
+    stopping: impl Fn() -> bool + Sync,
+) -> io::Result<Header> {
     match received.filter(|r| same_file(file, r)) {
         Some(received) => {
             file.sync_all()?;
@@ -156,10 +165,11 @@ pub fn install(file: &mut File, received: Option<&Path>, tree: &sled::Tree, path
         // The index thread is joined first: when its insert fails, the record
         // loader fails too, only to say that the index loader stopped, and the
         // first error joined is the one reported.
+        let stopping = &stopping;
         let loads = [
             index,
-            s.spawn(move || load_range(path, records, expiries, layout::RECORD_PREFIX, tree, Some(index_tx))),
-            s.spawn(move || load_range(path, expiries, u64::MAX, layout::EXPIRY_PREFIX, tree, None)),
+            s.spawn(move || load_range(path, records, expiries, layout::RECORD_PREFIX, tree, Some(index_tx), stopping)),
+            s.spawn(move || load_range(path, expiries, u64::MAX, layout::EXPIRY_PREFIX, tree, None, stopping)),
         ];
         loads.into_iter().try_for_each(|t| t.join().unwrap_or_else(|_| Err(io::Error::other("snapshot load panicked"))))
     })?;
@@ -207,12 +217,18 @@ fn load_range(
     prefix: u8,
     tree: &sled::Tree,
     index: Option<SyncSender<super::index::Entry>>,
+    stopping: &impl Fn() -> bool,
 ) -> io::Result<()> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(from))?;
     let mut input = BufReader::with_capacity(READ_BUF, file);
     let mut at = from;
+    let mut pairs = 0usize;
     while at < to {
+        pairs += 1;
+        if pairs.is_multiple_of(STOP_CHECK_EVERY) && stopping() {
+            return Err(stopped());
+        }
         let Some(k) = read_part(&mut input)? else { break };
         let v = read_part(&mut input)?.ok_or_else(|| bincode_io("snapshot ends inside a pair"))?;
         if k.first() != Some(&prefix) {
@@ -251,14 +267,26 @@ mod tests {
         assert!(short.to_string().contains("ends inside a part"), "{short}");
     }
 
+    /// A tree of enough pairs that a load or a build looks at `stopping`:
+    /// expiry pairs, which a load takes as they are (a record's value is
+    /// decoded for the in-progress index).
+    fn pairs_tree(db: &sled::Db, name: &str) -> sled::Tree {
+        let tree = db.open_tree(name).unwrap();
+        for i in 0..(STOP_CHECK_EVERY as u32 * 2) {
+            tree.insert([&[layout::EXPIRY_PREFIX][..], &i.to_be_bytes()].concat(), &b"v"[..]).unwrap();
+        }
+        tree
+    }
+
+    fn empty_header() -> Header {
+        Header { applied: None, membership: Default::default(), meta: Default::default() }
+    }
+
     #[test]
     fn a_build_gives_up_when_the_node_stops_and_leaves_no_file() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree("sm.0").unwrap();
-        for i in 0..(STOP_CHECK_EVERY as u32 * 2) {
-            tree.insert([&[layout::RECORD_PREFIX][..], &i.to_be_bytes()].concat(), &b"v"[..]).unwrap();
-        }
-        let header = Header { applied: None, membership: Default::default(), meta: Default::default() };
+        let tree = pairs_tree(&db, "sm.0");
+        let header = empty_header();
         let dir = tempfile::tempdir().unwrap();
         let files = || std::fs::read_dir(dir.path()).unwrap().count();
 
@@ -269,5 +297,25 @@ mod tests {
         write(&tree, &header, &dir.path().join("b.snap"), || false).unwrap();
         assert!(dir.path().join("b.snap").exists());
         assert_eq!(files(), 1);
+    }
+
+    #[test]
+    fn an_install_gives_up_when_the_node_stops() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let source = pairs_tree(&db, "sm.0");
+        let dir = tempfile::tempdir().unwrap();
+        let built = dir.path().join("built.snap");
+        write(&source, &empty_header(), &built, || false).unwrap();
+
+        let half = db.open_tree("sm.1").unwrap();
+        let mut file = File::open(&built).unwrap();
+        let stopped = install(&mut file, None, &half, &dir.path().join("a.snap"), || true).unwrap_err();
+        assert_eq!(stopped.kind(), io::ErrorKind::Interrupted);
+        assert!(half.len() < source.len(), "the load stopped part way: {} of {}", half.len(), source.len());
+
+        let whole = db.open_tree("sm.2").unwrap();
+        install(&mut file, None, &whole, &dir.path().join("b.snap"), || false).unwrap();
+        let loaded = whole.scan_prefix([layout::EXPIRY_PREFIX]).count();
+        assert_eq!(loaded, source.len());
     }
 }

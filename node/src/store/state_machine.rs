@@ -319,7 +319,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let (tree, header, frozen) = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
             let frozen = writeback.freeze(false)?;
             let tree = db.open_tree(&name).map_err(io)?;
-            let header = snapshot::install(&mut file, received.as_deref(), &tree, &final_path).map_err(io)?;
+            let header = snapshot::install(&mut file, received.as_deref(), &tree, &final_path, || writeback.stopping())
+                .map_err(io)?;
             if let Some(part) = received.filter(|p| p.exists()) {
                 // Not renamed into place: a leftover of a restarted transfer.
                 let _ = std::fs::remove_file(part);

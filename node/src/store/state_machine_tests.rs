@@ -262,6 +262,7 @@ async fn a_store_closed_while_frozen_leaves_the_frozen_tree_as_it_was() {
     let control = sm.writeback.control();
     tokio::task::spawn_blocking(move || drop(sm)).await.unwrap();
     assert!(control.stopping());
+    assert!(control.freeze(true).is_err(), "a closed store freezes nothing more");
     let after: Vec<_> = tree.iter().map(Result::unwrap).collect();
     assert_eq!(before, after, "the frozen tree is unchanged by the stop");
     drop(frozen);

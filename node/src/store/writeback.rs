@@ -35,7 +35,8 @@ pub const INTERVAL: Duration = Duration::from_millis(50);
 /// Writes in the active layer that call for a write-back at once.
 pub const MAX_WRITES: usize = 20_000;
 
-/// The thread; dropping this stops it after a last write-back.
+/// The thread; dropping this stops it after a last write-back (none while
+/// the tree is frozen: see [`Shared::run`]).
 pub struct Writeback {
     control: Control,
     thread: Option<thread::JoinHandle<()>>,
@@ -164,7 +165,7 @@ impl Control {
     }
 
     /// The store is closing (the node is stopping): long work on the tree,
-    /// such as streaming a snapshot, should give up.
+    /// such as streaming or loading a snapshot, should give up with [`stopped`].
     pub fn stopping(&self) -> bool {
         self.0.lock().stop
     }
@@ -179,10 +180,16 @@ impl Control {
     /// drops. With `durable`, everything applied so far is first written
     /// into the tree and synced to disk, so the tree holds exactly the
     /// applied state, durably; unless the tree is frozen already, when it
-    /// stays as it is (and durable). Blocks: call it off the async runtime.
+    /// stays as it is (and durable). Refused once the store is closing.
+    /// Blocks: call it off the async runtime.
     pub fn freeze(&self, durable: bool) -> Result<Frozen, StorageError> {
         let shared = &self.0;
         let mut ctl = shared.lock();
+        // Once the thread has decided on its last write-back, nothing may
+        // count on the tree standing still.
+        if ctl.stop {
+            return Err(io(stopped()));
+        }
         ctl.frozen += 1;
         // Under another freeze the tree must not change (a snapshot may be
         // streaming it), and it is already durable: a durable freeze wrote
@@ -210,6 +217,11 @@ impl Drop for Writeback {
             let _ = t.join();
         }
     }
+}
+
+/// The error of work given up because the store is closing.
+pub fn stopped() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::Interrupted, "the node is stopping")
 }
 
 /// fsync every file of the sled database at `dir`, and the directories.
