@@ -220,23 +220,44 @@ async fn applied_state_survives_reopen_without_reapplying() {
     assert!(sm.view().get(&RecordId::new("ns", "k999")).unwrap().is_some());
 }
 
+/// A store filled with `records` claims, its tree then frozen as for a
+/// snapshot, and `late` more claims (`late0`, `late1`, ...) applied after.
+struct FrozenThenApplied {
+    _log: LogStore,
+    sm: StateMachineStore,
+    frozen: super::super::writeback::Frozen,
+    tree: sled::Tree,
+    /// The tree's pairs as it froze.
+    before: Vec<(sled::IVec, sled::IVec)>,
+}
+
+impl FrozenThenApplied {
+    async fn new(dir: &std::path::Path, records: u64, late: usize) -> Self {
+        let (_log, mut sm) = open(dir, TEST_CACHE).unwrap();
+        let last = fill(&mut sm, records).await;
+        let control = sm.writeback.control();
+        let frozen = tokio::task::spawn_blocking(move || control.freeze(true)).await.unwrap().unwrap();
+        let tree = sm.view.read_overlay().tree().clone();
+        let before = pairs(&tree);
+        let ops = (0..late).map(|i| claim(format!("late{i}"), 600_000)).collect();
+        sm.apply([entry(last + 1, Command::Ops(ops))]).await.unwrap();
+        FrozenThenApplied { _log, sm, frozen, tree, before }
+    }
+}
+
+fn pairs(tree: &sled::Tree) -> Vec<(sled::IVec, sled::IVec)> {
+    tree.iter().map(Result::unwrap).collect()
+}
+
 #[tokio::test]
 async fn applies_go_on_in_memory_while_the_tree_is_frozen_for_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let (_log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
-    let last = fill(&mut sm, 1_000).await;
-    let control = sm.writeback.control();
-    let frozen = tokio::task::spawn_blocking(move || control.freeze(true)).await.unwrap().unwrap();
-    let tree = sm.view.read_overlay().tree().clone();
-    let before: Vec<_> = tree.iter().map(Result::unwrap).collect();
+    let FrozenThenApplied { _log, sm, frozen, tree, before } = FrozenThenApplied::new(dir.path(), 1_000, 100).await;
     assert!(tree.get(layout::record_key(&RecordId::new("ns", "k999"))).unwrap().is_some(), "written back");
-    let ops = (0..100).map(|i| claim(format!("late{i}"), 600_000)).collect();
-    sm.apply([entry(last + 1, Command::Ops(ops))]).await.unwrap();
     tokio::time::sleep(super::super::writeback::INTERVAL * 3).await;
     let late = RecordId::new("ns", "late7");
     assert!(sm.view().get(&late).unwrap().is_some(), "readers see the apply at once");
-    let during: Vec<_> = tree.iter().map(Result::unwrap).collect();
-    assert_eq!(before, during, "the frozen tree does not change");
+    assert_eq!(before, pairs(&tree), "the frozen tree does not change");
     drop(frozen);
     // Within a few intervals; a loaded machine may take longer, so poll.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -249,22 +270,14 @@ async fn applies_go_on_in_memory_while_the_tree_is_frozen_for_a_snapshot() {
 #[tokio::test]
 async fn a_store_closed_while_frozen_leaves_the_frozen_tree_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
-    let (_log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
-    let last = fill(&mut sm, 100).await;
-    let control = sm.writeback.control();
-    let frozen = tokio::task::spawn_blocking(move || control.freeze(true)).await.unwrap().unwrap();
-    let tree = sm.view.read_overlay().tree().clone();
-    let before: Vec<_> = tree.iter().map(Result::unwrap).collect();
-    let ops = (0..10).map(|i| claim(format!("late{i}"), 600_000)).collect();
-    sm.apply([entry(last + 1, Command::Ops(ops))]).await.unwrap();
+    let FrozenThenApplied { _log, sm, frozen, tree, before } = FrozenThenApplied::new(dir.path(), 100, 10).await;
     // The node stops while a snapshot streams the tree: the store closes
     // first, and its last write-back must not land under the snapshot.
     let control = sm.writeback.control();
     tokio::task::spawn_blocking(move || drop(sm)).await.unwrap();
     assert!(control.stopping());
     assert!(control.freeze(true).is_err(), "a closed store freezes nothing more");
-    let after: Vec<_> = tree.iter().map(Result::unwrap).collect();
-    assert_eq!(before, after, "the frozen tree is unchanged by the stop");
+    assert_eq!(before, pairs(&tree), "the frozen tree is unchanged by the stop");
     drop(frozen);
 }
 
