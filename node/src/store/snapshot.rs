@@ -38,8 +38,16 @@ fn bincode_io<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
-/// Pairs written between two looks at whether the node is stopping.
+/// Pairs written or loaded between two looks at whether the node is stopping.
 const STOP_CHECK_EVERY: usize = 4096;
+
+/// `Interrupted` when the `pairs`-th pair is one to look at and the node is stopping.
+fn give_up_if_stopping(pairs: usize, stopping: &impl Fn() -> bool) -> io::Result<()> {
+    if pairs.is_multiple_of(STOP_CHECK_EVERY) && stopping() {
+        return Err(stopped());
+    }
+    Ok(())
+}
 
 /// Stream `header` and every record and index entry of `tree` into `path`,
 /// through a temporary file renamed into place once synced. Gives up with
@@ -68,9 +76,7 @@ fn write_pairs(tree: &sled::Tree, header: &Header, tmp: &Path, stopping: impl Fn
     for prefix in [layout::RECORD_PREFIX, layout::EXPIRY_PREFIX] {
         for kv in tree.scan_prefix([prefix]) {
             pairs += 1;
-            if pairs.is_multiple_of(STOP_CHECK_EVERY) && stopping() {
-                return Err(stopped());
-            }
+            give_up_if_stopping(pairs, &stopping)?;
             let (k, v) = kv.map_err(io::Error::other)?;
             for part in [&k[..], &v[..]] {
                 out.write_all(&(part.len() as u32).to_le_bytes())?;
@@ -226,9 +232,7 @@ fn load_range(
     let mut pairs = 0usize;
     while at < to {
         pairs += 1;
-        if pairs.is_multiple_of(STOP_CHECK_EVERY) && stopping() {
-            return Err(stopped());
-        }
+        give_up_if_stopping(pairs, stopping)?;
         let Some(k) = read_part(&mut input)? else { break };
         let v = read_part(&mut input)?.ok_or_else(|| bincode_io("snapshot ends inside a pair"))?;
         if k.first() != Some(&prefix) {
