@@ -286,7 +286,7 @@ test_upgrade() {
   traffic_start "$before" "$(url 1),$(url 2),$(url 3)" u1
   sleep 5
   traffic_stop "$before"
-  # A claim left in progress: the new version indexes it from the old data.
+  # A claim left in progress: the new version lists it from the old data.
   code="$(code_of -X POST "$(url 1)/v1/ns/upgrade/keys/held/claim" -d '{"lease_ms":3600000}')"
   [[ "$code" == 201 ]] || fail "claiming upgrade/held on idem-node:old answered $code"
   IMAGE="$new_image"

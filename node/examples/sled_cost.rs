@@ -1,7 +1,6 @@
 //! What one sled key costs, in the shapes the node writes them: the floor
-//! under the write path and under a snapshot install, since each claim in
-//! progress is three keys (record, expiry index, in-progress index) on every
-//! replica.
+//! under the write path and under a snapshot install, since each claim is
+//! two keys (its record and its expiry index entry) on every replica.
 //!
 //!     cargo run --release -p idem-node --example sled_cost -- 1000000
 //!

@@ -11,12 +11,15 @@ use std::time::Duration;
 use crate::app::{known_leader_of, App};
 use crate::rates;
 
-/// Claims in progress read per step of the abandoned-claims walk, and the
-/// pause between steps: about 40 000 a second at most, a few per cent of a
-/// core. Completed records are not read at all (the walk follows the
-/// in-progress index), so only the claims in flight set a pass's length.
+/// Records read per step of the abandoned-claims walk, and the least pause
+/// between steps. Completed records are passed over after reading their
+/// state alone (`codec::record_state`); claims in progress are decoded.
 const WALK_STEP: usize = 1000;
 const WALK_PAUSE: Duration = Duration::from_millis(25);
+/// Each pause is also at least this many times the step before it, so the
+/// walk takes about a fiftieth of one core at most, however large the state
+/// or busy the machine: a pass over a million records takes a minute or two.
+const WALK_PAUSE_PER_STEP: u32 = 49;
 /// The least time between the starts of two passes: small states are not
 /// walked over and over.
 const PASS_EVERY: Duration = Duration::from_secs(5);
@@ -53,8 +56,8 @@ pub async fn sample_claim_rates(app: Arc<App>) {
     }
 }
 
-/// Walk every claim in progress in bounded steps, again and again, counting
-/// the abandoned ones (in progress, lease run out by the replicated clock); each
+/// Walk every record in bounded steps, again and again, counting the
+/// abandoned claims (in progress, lease run out by the replicated clock); each
 /// finished pass publishes its count ([`App::set_abandoned_claims`]).
 ///
 /// A walk rather than counts kept by `apply`: a lease runs out with the
@@ -76,6 +79,7 @@ async fn walk(app: &Arc<App>) -> Result<u64, String> {
     let mut after: Option<Vec<u8>> = None;
     let mut abandoned = 0;
     loop {
+        let began = tokio::time::Instant::now();
         let view = app.view.clone();
         let cursor = after.take();
         let step = tokio::task::spawn_blocking(move || view.abandoned_after(cursor.as_deref(), WALK_STEP));
@@ -85,6 +89,6 @@ async fn walk(app: &Arc<App>) -> Result<u64, String> {
             return Ok(abandoned);
         }
         after = step.last;
-        tokio::time::sleep(WALK_PAUSE).await;
+        tokio::time::sleep(WALK_PAUSE.max(began.elapsed() * WALK_PAUSE_PER_STEP)).await;
     }
 }

@@ -26,19 +26,16 @@ pub const LAST_PURGED: &[u8] = b"last_purged";
 pub const CURRENT_SM: &[u8] = b"current_sm";
 pub const CURRENT_SNAPSHOT: &[u8] = b"current_snapshot";
 
-/// In a state-machine tree: records, expiry index, in-progress index, and
-/// the applied metadata.
+/// In a state-machine tree: records, the expiry index, and the applied metadata.
 pub const RECORD_PREFIX: u8 = b'r';
 pub const EXPIRY_PREFIX: u8 = b'x';
-/// `p ns \0 key` of every record in progress, its lease end (big-endian) as
-/// value: what a listing of claims in progress or abandoned walks, so it
-/// never reads the completed records around them.
-pub const IN_PROGRESS_PREFIX: u8 = b'p';
+/// `p ns \0 key` of every record in progress, its lease end as value: the
+/// in-progress index earlier versions kept, removed on open (`old_index`).
+pub const OLD_IN_PROGRESS_PREFIX: u8 = b'p';
 pub const APPLIED: &[u8] = b"m.applied";
-/// The applied log id the in-progress index was last kept in step with,
-/// written with every apply: a tree where it differs from `APPLIED` (written
-/// by a version without the index, or a snapshot of one) is re-indexed.
-pub const INDEXED: &[u8] = b"m.indexed";
+/// The applied log id the old in-progress index was kept in step with;
+/// removed with it.
+pub const OLD_INDEXED: &[u8] = b"m.indexed";
 pub const MEMBERSHIP: &[u8] = b"m.membership";
 pub const SM_META: &[u8] = b"m.meta";
 
@@ -78,34 +75,19 @@ pub fn record_key(id: &RecordId) -> Vec<u8> {
     prefixed_id(RECORD_PREFIX, id)
 }
 
-pub fn in_progress_key(id: &RecordId) -> Vec<u8> {
-    prefixed_id(IN_PROGRESS_PREFIX, id)
-}
-
-/// The same id's key under another prefix: a record key from its in-progress
-/// key, or the other way round, without parsing the id.
-pub fn swap_prefix(key: &[u8], prefix: u8) -> Vec<u8> {
-    let mut out = key.to_vec();
-    if let Some(first) = out.first_mut() {
-        *first = prefix;
-    }
-    out
-}
-
-/// The id a record key (`RECORD_PREFIX`) or in-progress key names.
+/// The id a record key (`RECORD_PREFIX`) names.
 pub fn parse_id_key(key: &[u8]) -> Option<RecordId> {
     parse_id(key.get(1..)?)
 }
 
-/// Under `prefix` (a record or index prefix byte): the keys of namespace
-/// `ns` that start with `key_prefix`, from the first, or from after the key
-/// `after` when that is further on. Keys are UTF-8, which never holds the
-/// byte 0xFF, so every key that starts with `key_prefix` sorts below
-/// `key_prefix` followed by 0xFF.
-pub fn ns_range(prefix: u8, ns: &str, key_prefix: &str, after: Option<&str>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+/// The record keys of namespace `ns` whose key starts with `key_prefix`,
+/// from the first, or from after the key `after` when that is further on.
+/// Keys are UTF-8, which never holds the byte 0xFF, so every key that starts
+/// with `key_prefix` sorts below `key_prefix` followed by 0xFF.
+pub fn ns_range(ns: &str, key_prefix: &str, after: Option<&str>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let at = |key: &[u8]| {
         let mut out = Vec::with_capacity(3 + ns.len() + key.len());
-        out.push(prefix);
+        out.push(RECORD_PREFIX);
         out.extend_from_slice(ns.as_bytes());
         out.push(0);
         out.extend_from_slice(key);
@@ -170,20 +152,20 @@ mod tests {
 
     #[test]
     fn a_namespace_range_holds_exactly_its_keys_with_the_prefix_after_the_cursor() {
-        let range = ns_range(RECORD_PREFIX, "ns", "ab", None);
+        let range = ns_range("ns", "ab", None);
         let inside = |k: &Vec<u8>| inside_of(&range, k);
         let key = |ns: &str, k: &str| record_key(&RecordId::new(ns, k));
         assert!(inside(&key("ns", "ab")) && inside(&key("ns", "abc\u{10FFFF}")) && inside(&key("ns", "ab\0")));
         assert!(!inside(&key("ns", "aa")) && !inside(&key("ns", "ac")) && !inside(&key("ns2", "ab")));
-        assert!(!inside(&key("n", "sab")) && !inside(&in_progress_key(&RecordId::new("ns", "ab"))));
-        let (after, _) = ns_range(RECORD_PREFIX, "ns", "ab", Some("abc"));
+        assert!(!inside(&key("n", "sab")) && !inside(&expiry_key(0, &RecordId::new("ns", "ab"))));
+        let (after, _) = ns_range("ns", "ab", Some("abc"));
         assert_eq!(after, Bound::Excluded(key("ns", "abc")));
-        let (before_prefix, _) = ns_range(RECORD_PREFIX, "ns", "ab", Some("a"));
+        let (before_prefix, _) = ns_range("ns", "ab", Some("a"));
         assert_eq!(before_prefix, Bound::Included(key("ns", "ab")), "a cursor before the prefix starts at it");
         assert_eq!(parse_id_key(&key("ns", "a\0b")), Some(RecordId::new("ns", "a\0b")));
         // A cursor past the prefix's keys (a client may send any valid key as
         // one) is an empty range that a BTreeMap accepts without panicking.
-        let past = ns_range(RECORD_PREFIX, "ns", "ab", Some("b"));
+        let past = ns_range("ns", "ab", Some("b"));
         let map = std::collections::BTreeMap::from([(key("ns", "abc"), ()), (key("ns", "b"), ())]);
         assert_eq!(map.range(past.clone()).count(), 0);
         assert!(!inside_of(&past, &key("ns", "b")) && !inside_of(&past, &key("ns", "abz")));

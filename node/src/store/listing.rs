@@ -3,18 +3,19 @@
 //! A page is a walk of one key range from a cursor (the last key the walk
 //! reached), so records that exist throughout a paged walk are each listed
 //! exactly once however writes interleave, as with etcd's range reads by key.
-//! Claims in progress or abandoned are walked in the in-progress index, so a
-//! namespace of mostly completed records costs nothing to search for them.
-//! Every page examines at most [`EXAMINE_MAX`] entries and then ends early
+//! Every listing walks the namespace's records: a filter on the state reads
+//! only the state of a record it does not want (`codec::record_state`), and
+//! there is no index of the claims in progress to walk instead, since every
+//! sled key a claim writes costs the write path (`old_index`). Every page examines at most [`EXAMINE_MAX`] entries and then ends early
 //! with a cursor: no request turns into a scan of the whole state.
 
-use super::codec::decode;
+use super::codec::{decode, record_state};
 use super::layout;
 use super::view::StateView;
-use crate::registry::{RecordId, RecordState, StoredRecord};
+use crate::registry::{RecordState, StoredRecord};
 use crate::types::StorageError;
 
-/// Index or record entries one page looks at, at most.
+/// Records one page looks at, at most.
 pub const EXAMINE_MAX: usize = 10_000;
 /// Entries read from the state per step of a page's walk.
 const STEP: usize = 256;
@@ -30,8 +31,10 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn uses_index(&self) -> bool {
-        self.abandoned || self.state == Some(RecordState::InProgress)
+    /// The records of a state this filter never wants.
+    fn passes_over(&self, state: RecordState) -> bool {
+        let wanted = if self.abandoned { Some(RecordState::InProgress) } else { self.state };
+        wanted.is_some_and(|w| w != state)
     }
 
     fn wants(&self, record: &StoredRecord, clock_ms: u64) -> bool {
@@ -65,8 +68,7 @@ impl StateView {
         examine_max: usize,
     ) -> Result<Page, StorageError> {
         let clock = self.clock_ms();
-        let source = if filter.uses_index() { layout::IN_PROGRESS_PREFIX } else { layout::RECORD_PREFIX };
-        let mut range = layout::ns_range(source, ns, &filter.prefix, after);
+        let mut range = layout::ns_range(ns, &filter.prefix, after);
         let mut page = Page::default();
         let mut examined = 0;
         loop {
@@ -74,12 +76,11 @@ impl StateView {
             let entries = self.read_overlay().scan(None, range.clone(), step)?;
             for (key, value) in &entries {
                 examined += 1;
-                let id = layout::parse_id_key(key).ok_or_else(|| corrupt(key))?;
-                if let Some(record) = self.candidate(source, &id, value, filter, clock)? {
-                    page.records.push((id.key.clone(), record));
+                if let Some(record) = candidate(value, filter, clock)? {
+                    page.records.push((key_of(key)?, record));
                 }
                 if page.records.len() == limit || examined == examine_max {
-                    page.next = Some(id.key);
+                    page.next = Some(key_of(key)?);
                     return Ok(page);
                 }
             }
@@ -89,40 +90,29 @@ impl StateView {
             }
         }
     }
-
-    /// The record an entry of `source` stands for, if the filter wants it.
-    fn candidate(
-        &self,
-        source: u8,
-        id: &RecordId,
-        value: &[u8],
-        filter: &Filter,
-        clock: u64,
-    ) -> Result<Option<StoredRecord>, StorageError> {
-        let record: StoredRecord = if source == layout::IN_PROGRESS_PREFIX {
-            // The index holds the lease end: a live lease is no abandoned claim.
-            if filter.abandoned && value.len() == 8 && layout::be_u64(value) > clock {
-                return Ok(None);
-            }
-            match self.read_overlay().get(None, &layout::record_key(id))? {
-                Some(bytes) => decode(&bytes)?,
-                None => return Ok(None),
-            }
-        } else {
-            decode(value)?
-        };
-        Ok(filter.wants(&record, clock).then_some(record))
-    }
 }
 
-fn corrupt(key: &[u8]) -> StorageError {
-    super::codec::io(std::io::Error::other(format!("a state key without namespace and key: {key:?}")))
+/// The record stored as `value`, if the filter wants it.
+fn candidate(value: &[u8], filter: &Filter, clock: u64) -> Result<Option<StoredRecord>, StorageError> {
+    if filter.passes_over(record_state(value)?) {
+        return Ok(None);
+    }
+    let record: StoredRecord = decode(value)?;
+    Ok(filter.wants(&record, clock).then_some(record))
+}
+
+/// The key (within its namespace) of the record stored under `key`.
+fn key_of(key: &[u8]) -> Result<String, StorageError> {
+    let id = layout::parse_id_key(key).ok_or_else(|| {
+        super::codec::io(std::io::Error::other(format!("a state key without namespace and key: {key:?}")))
+    })?;
+    Ok(id.key)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{apply, Command, Meta, Op, Request};
+    use crate::registry::{apply, Command, Meta, Op, RecordId, Request};
     use crate::store::pending::Pending;
 
     /// A view over a temporary tree with `ops` applied at clock `clock_ms`.
@@ -199,6 +189,17 @@ mod tests {
     }
 
     #[test]
+    fn a_filter_passes_over_records_of_a_state_it_never_wants() {
+        use RecordState::{Completed, InProgress};
+        let over = |filter: Filter| [InProgress, Completed].map(|state| filter.passes_over(state));
+        assert_eq!(over(Filter::default()), [false, false]);
+        assert_eq!(over(Filter { prefix: "a".into(), ..Filter::default() }), [false, false]);
+        assert_eq!(over(Filter { state: Some(InProgress), ..Filter::default() }), [false, true]);
+        assert_eq!(over(Filter { state: Some(Completed), ..Filter::default() }), [true, false]);
+        assert_eq!(over(Filter { abandoned: true, ..Filter::default() }), [false, true]);
+    }
+
+    #[test]
     fn pages_follow_the_cursor_and_end_early_at_the_examined_bound() {
         let view = sample();
         let all = Filter::default();
@@ -214,13 +215,11 @@ mod tests {
     }
 
     #[test]
-    fn expired_and_released_records_are_not_listed_and_the_index_forgets_them() {
+    fn expired_and_released_records_are_not_listed() {
         let release = Op::Release { id: RecordId::new("ns", "a2"), token: crate::registry::token(1, 1) };
         let view = view_with(&[(100, vec![claim("a1", 100), claim("a2", 100)]), (150, vec![release])]);
         let busy = Filter { state: Some(RecordState::InProgress), ..Filter::default() };
         assert_eq!(keys(&view.list("ns", &busy, None, 10).unwrap()), ["a1"]);
-        let index = view.read_overlay().scan(None, layout::ns_range(layout::IN_PROGRESS_PREFIX, "ns", "", None), 10);
-        assert_eq!(index.unwrap().len(), 1, "the released claim left the index");
         let later = view_with(&[(100, vec![claim("a1", 100)]), (2_000_000, vec![])]);
         assert!(later.list("ns", &Filter::default(), None, 10).unwrap().records.is_empty(), "expired");
     }

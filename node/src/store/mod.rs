@@ -8,10 +8,10 @@
 //! snapshot installs wait for theirs off the async runtime.
 
 mod codec;
-mod index;
 pub mod layout;
 pub mod listing;
 mod log;
+mod old_index;
 mod overlay;
 mod pending;
 mod restore;

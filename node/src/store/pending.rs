@@ -1,8 +1,8 @@
 //! The registry's [`Tables`] for one `apply` call: its writes collect in a
 //! layer of their own over the [`Overlay`], and join the overlay together
-//! with the applied log id once the call is done. Besides the records and
-//! the expiry index the registry asks for, it keeps the in-progress index
-//! that listings walk (`layout::IN_PROGRESS_PREFIX`).
+//! with the applied log id once the call is done: the records and the expiry
+//! index the registry asks for, and nothing else (each sled key a claim
+//! writes costs the write path dearly: `old_index`).
 
 use std::cell::RefCell;
 use std::ops::Bound;
@@ -10,7 +10,7 @@ use std::ops::Bound;
 use super::codec::{decode, encode};
 use super::layout;
 use super::overlay::{Layer, Overlay};
-use crate::registry::{RecordId, RecordState, StoredRecord, Tables};
+use crate::registry::{RecordId, StoredRecord, Tables};
 use crate::types::StorageError;
 
 pub struct Pending<'a> {
@@ -60,11 +60,6 @@ impl Tables for Pending<'_> {
             self.writes.insert(layout::expiry_key(old, id), None);
         }
         self.writes.insert(layout::expiry_key(record.expires_at_ms, id), Some(Vec::new()));
-        let in_progress = match (record.state, record.lease_expires_at_ms) {
-            (RecordState::InProgress, Some(lease_end)) => Some(lease_end.to_be_bytes().to_vec()),
-            _ => None,
-        };
-        self.writes.insert(layout::in_progress_key(id), in_progress);
         match encode(&record) {
             Ok(bytes) => {
                 self.writes.insert(layout::record_key(id), Some(bytes));
@@ -75,7 +70,6 @@ impl Tables for Pending<'_> {
 
     fn remove(&mut self, id: &RecordId, expiry: u64) {
         self.writes.insert(layout::expiry_key(expiry, id), None);
-        self.writes.insert(layout::in_progress_key(id), None);
         self.writes.insert(layout::record_key(id), None);
     }
 

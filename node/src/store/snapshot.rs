@@ -6,7 +6,6 @@
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::mpsc::SyncSender;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,8 +30,6 @@ pub struct SnapshotInfo {
 
 /// Read buffer of a snapshot load: big reads, few syscalls.
 const READ_BUF: usize = 1 << 20;
-/// In-progress index entries the record loader may run ahead of their inserts.
-const INDEX_QUEUE: usize = 4096;
 
 fn bincode_io<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
@@ -49,7 +46,7 @@ fn give_up_if_stopping(pairs: usize, stopping: &impl Fn() -> bool) -> io::Result
     Ok(())
 }
 
-/// Stream `header` and every record and index entry of `tree` into `path`,
+/// Stream `header` and every record and expiry entry of `tree` into `path`,
 /// through a temporary file renamed into place once synced. Gives up with
 /// `Interrupted`, leaving no file, once `stopping` says so: a build of
 /// millions of records takes seconds, and a stopping node would otherwise
@@ -126,9 +123,8 @@ fn read_len(input: &mut impl Read) -> io::Result<Option<usize>> {
 /// so the pairs go in with plain inserts (no atomic batches, no flushes on
 /// the way: the caller syncs the database once at the end), the record range
 /// and the expiry range on a thread each, since sled's inserts are what a
-/// load spends its time on and distinct key ranges do not contend. The
-/// in-progress index is built from the records as they load. Gives up with
-/// `Interrupted` once `stopping` says so (the caller's tree is then half
+/// load spends its time on and distinct key ranges do not contend. Gives up
+/// with `Interrupted` once `stopping` says so (the caller's tree is then half
 /// loaded; the store drops such a tree when it opens).
 pub fn install(
     file: &mut File,
@@ -159,28 +155,13 @@ pub fn install(
     let records = input.stream_position()?;
     let expiries = records + skip_records(&mut input)?;
     std::thread::scope(|s| {
-        // The record loader hands each in-progress entry to a thread of its
-        // own: a third key range, inserted beside the other two.
-        let (index_tx, index_rx) = std::sync::mpsc::sync_channel::<super::index::Entry>(INDEX_QUEUE);
-        let index = s.spawn(move || {
-            index_rx
-                .iter()
-                .try_for_each(|(key, lease_end)| tree.insert(key, &lease_end).map(drop))
-                .map_err(io::Error::other)
-        });
-        // The index thread is joined first: when its insert fails, the record
-        // loader fails too, only to say that the index loader stopped, and the
-        // first error joined is the one reported.
         let stopping = &stopping;
         let loads = [
-            index,
-            s.spawn(move || load_range(path, records, expiries, layout::RECORD_PREFIX, tree, Some(index_tx), stopping)),
-            s.spawn(move || load_range(path, expiries, u64::MAX, layout::EXPIRY_PREFIX, tree, None, stopping)),
+            s.spawn(move || load_range(path, records, expiries, layout::RECORD_PREFIX, tree, stopping)),
+            s.spawn(move || load_range(path, expiries, u64::MAX, layout::EXPIRY_PREFIX, tree, stopping)),
         ];
         loads.into_iter().try_for_each(|t| t.join().unwrap_or_else(|_| Err(io::Error::other("snapshot load panicked"))))
     })?;
-    let indexed = crate::codec::encode(&header.applied).map_err(bincode_io)?;
-    tree.insert(layout::INDEXED, indexed).map_err(io::Error::other)?;
     Ok(header)
 }
 
@@ -222,7 +203,6 @@ fn load_range(
     to: u64,
     prefix: u8,
     tree: &sled::Tree,
-    index: Option<SyncSender<super::index::Entry>>,
     stopping: &impl Fn() -> bool,
 ) -> io::Result<()> {
     let mut file = File::open(path)?;
@@ -239,12 +219,6 @@ fn load_range(
             return Err(bincode_io("snapshot pairs out of order"));
         }
         at += 8 + (k.len() + v.len()) as u64;
-        if let Some(index) = &index {
-            if let Some(entry) = super::index::entry(&k, &v).map_err(io::Error::other)? {
-                // A closed channel means the index thread failed; its join reports why.
-                index.send(entry).map_err(|_| io::Error::other("the index loader stopped"))?;
-            }
-        }
         tree.insert(k, v).map_err(io::Error::other)?;
     }
     Ok(())
@@ -271,9 +245,7 @@ mod tests {
         assert!(short.to_string().contains("ends inside a part"), "{short}");
     }
 
-    /// A tree of enough pairs that a load or a build looks at `stopping`:
-    /// expiry pairs, which a load takes as they are (a record's value is
-    /// decoded for the in-progress index).
+    /// A tree of enough pairs that a load or a build looks at `stopping`.
     fn pairs_tree(db: &sled::Db, name: &str) -> sled::Tree {
         let tree = db.open_tree(name).unwrap();
         for i in 0..(STOP_CHECK_EVERY as u32 * 2) {

@@ -15,8 +15,8 @@ use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
 use super::codec::{encode, io, read_key};
-use super::index;
 use super::layout;
+use super::old_index;
 use super::pending::Pending;
 use super::snapshot::{self, Header, SnapshotInfo};
 use super::view::StateView;
@@ -73,7 +73,7 @@ impl StateMachineStore {
         let tree = db.open_tree(&current).map_err(io)?;
         remove_stray_snapshot_files(&root, &snapshot_dir)?;
         let Header { applied, membership, meta } = read_header(&tree)?;
-        index::ensure(&tree, applied)?;
+        old_index::remove(&tree)?;
         let view = Arc::new(StateView::new(tree, &meta, applied));
         let writeback = Writeback::start(view.clone(), db.clone(), db_dir.clone());
         Ok(StateMachineStore {
@@ -248,7 +248,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             // The applied point travels with the writes, into sled in the same batch.
             tables.put_raw(layout::APPLIED, encode(&self.applied)?);
-            tables.put_raw(layout::INDEXED, encode(&self.applied)?);
             tables.put_raw(layout::MEMBERSHIP, encode(&self.membership)?);
             tables.put_raw(layout::SM_META, encode(&self.meta)?);
             tables.into_writes()?

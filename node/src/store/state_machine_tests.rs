@@ -100,6 +100,27 @@ async fn the_clock_is_observed_at_every_stamped_apply_and_not_after_a_restart() 
     assert!(sm.view().observed().is_none(), "a restart cannot know how long it was down");
 }
 
+/// The first byte of every key of the state `sm` holds.
+fn key_kinds(sm: &StateMachineStore) -> std::collections::BTreeSet<u8> {
+    sm.view().dump().iter().map(|(k, _)| k[0]).collect()
+}
+
+#[tokio::test]
+async fn applies_write_records_and_expiry_entries_only_and_an_old_index_goes_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+    fill(&mut sm, 200).await;
+    let kinds = [layout::RECORD_PREFIX, layout::EXPIRY_PREFIX, layout::APPLIED[0]];
+    assert_eq!(key_kinds(&sm), kinds.into(), "records, their expiry entries and the m. keys");
+    // The in-progress index an earlier version kept, in the current tree.
+    let tree = sm.db.open_tree(format!("{}0", layout::SM_TREE_PREFIX)).unwrap();
+    tree.insert([&[layout::OLD_IN_PROGRESS_PREFIX][..], b"ns\0k1"].concat(), &1u64.to_be_bytes()).unwrap();
+    assert!(key_kinds(&sm).contains(&layout::OLD_IN_PROGRESS_PREFIX));
+    drop((sm, log, tree));
+    let (_log, sm) = open(dir.path(), TEST_CACHE).unwrap();
+    assert_eq!(key_kinds(&sm), kinds.into());
+}
+
 #[tokio::test]
 async fn snapshot_installs_the_same_state_and_survives_reopen() {
     // The clock moved on so the short-lived tenth expires (and partly sweeps).

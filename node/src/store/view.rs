@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::codec::decode;
+use super::codec::{decode, record_state};
 use super::layout;
 use super::overlay::Overlay;
 use crate::clock::Observed;
-use crate::registry::{Meta, RecordId, StoredRecord};
+use crate::registry::{Meta, RecordId, RecordState, StoredRecord};
 use crate::types::{LogId, StorageError};
 
 /// The state's keys and values in order.
@@ -25,9 +25,9 @@ pub(crate) type TreeBytes = super::overlay::Pairs;
 pub struct WalkStep {
     /// Abandoned claims among the entries seen.
     pub abandoned: u64,
-    /// Index entries seen: fewer than asked for means the walk is over.
+    /// Records seen: fewer than asked for means the walk is over.
     pub seen: usize,
-    /// The last index key seen, where the next step starts after.
+    /// The last record key seen, where the next step starts after.
     pub last: Option<Vec<u8>>,
 }
 
@@ -101,28 +101,22 @@ impl StateView {
         Ok(rec.filter(|r| r.is_live(clock)))
     }
 
-    /// Up to `limit` entries of the in-progress index after its key `after`
-    /// (or from the first), counting the abandoned claims among them: one step
-    /// of a walk over every claim in progress (`signals`' abandoned claims).
-    /// An entry holds its lease end, so only a claim whose lease has run out
-    /// by the replicated clock has its record read (it may have expired since).
+    /// Up to `limit` records after the record key `after` (or from the
+    /// first), counting the abandoned claims among them: one step of a walk
+    /// over every record (`signals`' abandoned claims). Only a claim in
+    /// progress is decoded whole (`codec::record_state`).
     pub fn abandoned_after(&self, after: Option<&[u8]>, limit: usize) -> Result<WalkStep, StorageError> {
-        let start = after.map_or(Bound::Included(vec![layout::IN_PROGRESS_PREFIX]), |k| Bound::Excluded(k.to_vec()));
-        let range = (start, Bound::Excluded(vec![layout::IN_PROGRESS_PREFIX + 1]));
+        let start = after.map_or(Bound::Included(vec![layout::RECORD_PREFIX]), |k| Bound::Excluded(k.to_vec()));
+        let range = (start, Bound::Excluded(vec![layout::RECORD_PREFIX + 1]));
         let clock = self.clock_ms();
-        let overlay = self.read_overlay();
-        let entries = overlay.scan(None, range, limit)?;
+        let records = self.read_overlay().scan(None, range, limit)?;
         let mut abandoned = 0;
-        for (key, lease_end) in &entries {
-            if lease_end.len() == 8 && layout::be_u64(lease_end) > clock {
-                continue;
-            }
-            let record_key = layout::swap_prefix(key, layout::RECORD_PREFIX);
-            if let Some(bytes) = overlay.get(None, &record_key)? {
-                abandoned += u64::from(decode::<StoredRecord>(&bytes)?.is_abandoned(clock));
+        for (_, value) in &records {
+            if record_state(value)? == RecordState::InProgress {
+                abandoned += u64::from(decode::<StoredRecord>(value)?.is_abandoned(clock));
             }
         }
-        Ok(WalkStep { abandoned, seen: entries.len(), last: entries.into_iter().next_back().map(|(k, _)| k) })
+        Ok(WalkStep { abandoned, seen: records.len(), last: records.into_iter().next_back().map(|(k, _)| k) })
     }
 
     /// Every key and value of the state, for byte-for-byte comparisons in tests.
