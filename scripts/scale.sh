@@ -88,11 +88,15 @@ metric_of() {
     | awk -v m="$2" '!found && index($0, m) == 1 { v = $NF; found = 1 } END { print found ? v : 0 }'
 }
 
+# The leader as any node knows it: not node 1's view alone, since node 1 may
+# be the follower wiped for the catch-up, which knows no leader until added.
 leader() {
-  local l
+  local l i
   for _ in $(seq 100); do
-    l="$(status_of 1 2>/dev/null | json_field leader_id || true)"
-    [[ "$l" =~ ^[0-9]+$ ]] && { echo "$l"; return; }
+    for i in 1 2 3; do
+      l="$(status_of "$i" 2>/dev/null | json_field leader_id || true)"
+      [[ "$l" =~ ^[0-9]+$ ]] && { echo "$l"; return; }
+    done
     sleep 0.2
   done
   die "no leader"
