@@ -6,8 +6,9 @@
 //! Every listing walks the namespace's records: a filter on the state reads
 //! only the state of a record it does not want (`codec::record_state`), and
 //! there is no index of the claims in progress to walk instead, since every
-//! sled key a claim writes costs the write path (`old_index`). Every page examines at most [`EXAMINE_MAX`] entries and then ends early
-//! with a cursor: no request turns into a scan of the whole state.
+//! sled key a claim writes costs the write path (`old_index`). Every page
+//! examines at most [`EXAMINE_MAX`] entries and then ends early with a
+//! cursor: no request turns into a scan of the whole state.
 
 use super::codec::{decode, record_state};
 use super::layout;
@@ -92,8 +93,9 @@ impl StateView {
     }
 }
 
-/// The record stored as `value`, if the filter wants it.
-fn candidate(value: &[u8], filter: &Filter, clock: u64) -> Result<Option<StoredRecord>, StorageError> {
+/// The record stored as `value`, if the filter wants it: what a listing page
+/// and the abandoned-claims walk ([`StateView::abandoned_after`]) both ask.
+pub(super) fn candidate(value: &[u8], filter: &Filter, clock: u64) -> Result<Option<StoredRecord>, StorageError> {
     if filter.passes_over(record_state(value)?) {
         return Ok(None);
     }

@@ -16,7 +16,7 @@ use super::layout;
 use crate::types::StorageError;
 
 /// Keys removed per sled batch.
-const BATCH: usize = 10_000;
+const BATCH: u64 = 10_000;
 
 /// Remove every key of the old in-progress index from `tree`, and its
 /// marker. Blocks: call it where sled may block (opening the store). A crash
@@ -25,14 +25,11 @@ pub fn remove(tree: &sled::Tree) -> Result<(), StorageError> {
     let started = Instant::now();
     let mut removed = 0u64;
     let mut batch = sled::Batch::default();
-    let mut pending = 0;
     for key in tree.scan_prefix([layout::OLD_IN_PROGRESS_PREFIX]).keys() {
         batch.remove(key.map_err(io)?);
-        pending += 1;
         removed += 1;
-        if pending == BATCH {
+        if removed.is_multiple_of(BATCH) {
             tree.apply_batch(std::mem::take(&mut batch)).map_err(io)?;
-            pending = 0;
         }
     }
     batch.remove(layout::OLD_INDEXED);

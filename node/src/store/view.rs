@@ -9,11 +9,12 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::codec::{decode, record_state};
+use super::codec::decode;
 use super::layout;
+use super::listing::{candidate, Filter};
 use super::overlay::Overlay;
 use crate::clock::Observed;
-use crate::registry::{Meta, RecordId, RecordState, StoredRecord};
+use crate::registry::{Meta, RecordId, StoredRecord};
 use crate::types::{LogId, StorageError};
 
 /// The state's keys and values in order.
@@ -103,18 +104,17 @@ impl StateView {
 
     /// Up to `limit` records after the record key `after` (or from the
     /// first), counting the abandoned claims among them: one step of a walk
-    /// over every record (`signals`' abandoned claims). Only a claim in
-    /// progress is decoded whole (`codec::record_state`).
+    /// over every record (`signals`' abandoned claims), by the rule of an
+    /// `abandoned=true` listing, which decodes only claims in progress whole.
     pub fn abandoned_after(&self, after: Option<&[u8]>, limit: usize) -> Result<WalkStep, StorageError> {
         let start = after.map_or(Bound::Included(vec![layout::RECORD_PREFIX]), |k| Bound::Excluded(k.to_vec()));
         let range = (start, Bound::Excluded(vec![layout::RECORD_PREFIX + 1]));
         let clock = self.clock_ms();
         let records = self.read_overlay().scan(None, range, limit)?;
+        let wanted = Filter { abandoned: true, ..Filter::default() };
         let mut abandoned = 0;
         for (_, value) in &records {
-            if record_state(value)? == RecordState::InProgress {
-                abandoned += u64::from(decode::<StoredRecord>(value)?.is_abandoned(clock));
-            }
+            abandoned += u64::from(candidate(value, &wanted, clock)?.is_some());
         }
         Ok(WalkStep { abandoned, seen: records.len(), last: records.into_iter().next_back().map(|(k, _)| k) })
     }
