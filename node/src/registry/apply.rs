@@ -3,11 +3,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::tables::Sweep;
 use super::{Command, Op, Outcome, RecordId, RecordState, Request, Response, StoredCheckpoint, StoredRecord, Tables};
 
-/// At most this many expired records are removed per applied entry, so one entry
-/// never does unbounded work; idle leaders tick, so the backlog still drains.
+/// At most this many expired records are removed per applied entry by the
+/// index, and at most this many records examined by a tick's walk, so one
+/// entry never does unbounded work; idle leaders tick, so the backlog still drains.
 pub const SWEEP_LIMIT: usize = 256;
+
+/// Records the walk examines per operation of an entry: more than one, so the
+/// walk goes round the store faster than operations can add to it, and an
+/// expired record gives back its space within about half its retention.
+pub const SWEEP_PER_OP: usize = 2;
 
 /// The state machine's scalars, stored atomically with the records they describe.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,8 +42,17 @@ pub fn token(index: u64, position: usize) -> u64 {
 /// Apply the entry at log `index`.
 pub fn apply(tables: &mut impl Tables, meta: &mut Meta, index: u64, req: &Request) -> Response {
     meta.clock_ms = meta.clock_ms.max(req.stamp_ms);
-    sweep(tables, meta);
-    let mut ctx = Ctx { tables, meta, token: index };
+    let mut sweep = tables.sweep();
+    match &mut sweep {
+        None => sweep_index(tables, meta),
+        Some(walk) => sweep_records(tables, meta, walk, examined(&req.cmd)),
+    }
+    if req.cmd == Command::SweepRecords && sweep.is_none() {
+        let walk = Sweep::default();
+        tables.set_sweep(&walk);
+        sweep = Some(walk);
+    }
+    let mut ctx = Ctx { tables, meta, token: index, indexed: sweep.is_none() };
     let outcomes = match &req.cmd {
         Command::Ops(ops) => ops
             .iter()
@@ -46,7 +62,7 @@ pub fn apply(tables: &mut impl Tables, meta: &mut Meta, index: u64, req: &Reques
                 ctx.op(op)
             })
             .collect(),
-        Command::Tick => Vec::new(),
+        Command::Tick | Command::SweepRecords => Vec::new(),
         // Entries written before tokens carried positions are applied exactly
         // as they were then, so a replica replaying an old log answers what
         // the old code answered: every acquisition takes the bare index.
@@ -56,11 +72,51 @@ pub fn apply(tables: &mut impl Tables, meta: &mut Meta, index: u64, req: &Reques
     Response { outcomes }
 }
 
-fn sweep(tables: &mut impl Tables, meta: &mut Meta) {
+/// Records the walk examines while applying `cmd`.
+fn examined(cmd: &Command) -> usize {
+    match cmd {
+        Command::Ops(ops) | Command::Batch(ops) => SWEEP_PER_OP * (ops.len() + 1),
+        Command::Op(_) => SWEEP_PER_OP * 2,
+        Command::Tick | Command::SweepRecords => SWEEP_LIMIT,
+    }
+}
+
+/// Expiry by the index earlier versions kept: the earliest due entries.
+fn sweep_index(tables: &mut impl Tables, meta: &mut Meta) {
     for (at, id) in tables.expired(meta.clock_ms, SWEEP_LIMIT) {
-        tables.remove(&id, at);
+        tables.unindex(at, &id);
+        tables.remove(&id);
         meta.records -= 1;
         meta.expired_total += 1;
+    }
+}
+
+/// Expiry by walking the records: the next `examine` after the cursor, the
+/// expired among them removed. Every replica walks the same records at the
+/// same entry, so states stay identical; an expired record is already absent
+/// to every read, so the walk's pace bounds only how long its space is held.
+/// Until the index of earlier versions is gone, each entry also removes up
+/// to [`SWEEP_LIMIT`] of its entries.
+fn sweep_records(tables: &mut impl Tables, meta: &mut Meta, walk: &mut Sweep, examine: usize) {
+    let before = walk.clone();
+    let mut seen = tables.records_after(walk.after.as_ref(), examine);
+    for (id, at) in &seen {
+        if *at <= meta.clock_ms {
+            tables.remove(id);
+            meta.records -= 1;
+            meta.expired_total += 1;
+        }
+    }
+    walk.after = if seen.len() < examine { None } else { seen.pop().map(|(id, _)| id) };
+    if !walk.index_drained {
+        let left = tables.expired(u64::MAX, SWEEP_LIMIT);
+        for (at, id) in &left {
+            tables.unindex(*at, id);
+        }
+        walk.index_drained = left.len() < SWEEP_LIMIT;
+    }
+    if *walk != before {
+        tables.set_sweep(walk);
     }
 }
 
@@ -69,6 +125,8 @@ struct Ctx<'a, T> {
     meta: &'a mut Meta,
     /// The token an acquisition by the operation being applied gets.
     token: u64,
+    /// Expiry still goes by the index: writes keep it in step.
+    indexed: bool,
 }
 
 impl<T: Tables> Ctx<'_, T> {
@@ -104,11 +162,20 @@ impl<T: Tables> Ctx<'_, T> {
         if old_expiry.is_none() {
             self.meta.records += 1;
         }
-        self.tables.put(id, record, old_expiry);
+        if self.indexed {
+            if let Some(old) = old_expiry {
+                self.tables.unindex(old, id);
+            }
+            self.tables.index(record.expires_at_ms, id);
+        }
+        self.tables.put(id, record);
     }
 
     fn forget(&mut self, id: &RecordId, record: &StoredRecord) {
-        self.tables.remove(id, record.expires_at_ms);
+        if self.indexed {
+            self.tables.unindex(record.expires_at_ms, id);
+        }
+        self.tables.remove(id);
         self.meta.records -= 1;
     }
 

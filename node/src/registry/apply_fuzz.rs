@@ -3,7 +3,8 @@
 //! (`apply_tests.rs`) do not: tokens aimed at the current holder, so
 //! checkpoint, complete and release succeed and not only get fenced; leases,
 //! retentions and stamps at their extremes (`u64::MAX`, where every addition
-//! must saturate); and expiry backlogs past [`SWEEP_LIMIT`]. Invariants: no
+//! must saturate); expiry backlogs past [`SWEEP_LIMIT`], by the index and
+//! by the walk that replaces it (`Command::SweepRecords`). Invariants: no
 //! panic; every new acquisition's token is larger than every token granted
 //! before it (a retry answers its own again); a second replica applying the
 //! same entries as the log stores them (bincode) answers and ends the same.
@@ -64,6 +65,8 @@ enum Advance {
 enum Body {
     Ops(Vec<Step>),
     Tick,
+    /// The switch to sweeping by walking the records, at any point of the run.
+    SweepRecords,
     /// Claims of many distinct keys at once, so later sweeps meet a backlog.
     Mass {
         keys: u16,
@@ -140,6 +143,7 @@ fn command(body: &Body, tokens: &Tokens) -> Command {
     match body {
         Body::Ops(steps) => Command::Ops(steps.iter().take(MAX_OPS_PER_ENTRY).map(|s| op(s, tokens)).collect()),
         Body::Tick => Command::Tick,
+        Body::SweepRecords => Command::SweepRecords,
         Body::Mass { keys, retention } => Command::Ops(
             (0..usize::from(*keys) % (2 * SWEEP_LIMIT + 1))
                 .map(|i| Op::Claim {

@@ -262,7 +262,94 @@ fn entries_from_before_positions_keep_their_tokens_and_later_ones_are_larger() {
     assert!(token(3, 0) > 2 && token(1, MAX_OPS_PER_ENTRY - 1) < token(2, 0));
 }
 
+#[test]
+fn after_the_switch_writes_keep_no_index_and_the_old_one_drains() {
+    let mut r = Replica::default();
+    let n = SWEEP_LIMIT + 10;
+    r.run(1_000, Command::Ops((0..n).map(|i| claim(&format!("k{i}"), None, None)).collect()));
+    assert_eq!(r.tables.indexed(), n);
+    assert_eq!(r.tables.sweep(), None, "no sweep state before the switch");
+    r.run(1_000, Command::SweepRecords);
+    assert_eq!(r.tables.indexed(), n, "the switch's own entry swept by the index, before switching");
+    let t = acquired_token(&r.op(1_000, claim("new", None, None)));
+    assert_eq!(r.tables.indexed(), 10, "each entry after it drains SWEEP_LIMIT index entries");
+    assert!(r.tables.sweep().is_some_and(|s| !s.index_drained));
+    r.op(1_000, complete("new", t));
+    assert_eq!(r.tables.indexed(), 0, "the rest drained, and the new record added none");
+    assert!(r.tables.sweep().is_some_and(|s| s.index_drained));
+    assert_eq!(r.meta.records, n as u64 + 1, "draining the index removed no record");
+    // A second switch changes nothing.
+    let before = r.tables.to_bytes();
+    r.run(1_000, Command::SweepRecords);
+    assert_eq!(r.tables.indexed(), 0);
+    assert_eq!(r.tables.len(), n + 1);
+    assert_ne!(before, r.tables.to_bytes(), "the tick-sized walk moved on");
+}
+
+#[test]
+fn the_walk_removes_what_it_passes_that_has_expired_and_wraps_round() {
+    let mut r = Replica::default();
+    r.run(1_000, Command::SweepRecords);
+    // Keys sort k000 < k001 < ...; the odd ones keep a longer retention.
+    let ops = (0..40)
+        .map(|i| {
+            let retention_ms = if i % 2 == 0 { 5_000 } else { 60_000 };
+            let mut op = claim(&format!("k{i:03}"), None, None);
+            if let Op::Claim { retention_ms: r, .. } = &mut op {
+                *r = retention_ms;
+            }
+            op
+        })
+        .collect();
+    r.run(1_000, Command::Ops(ops));
+    assert_eq!(r.tables.sweep().unwrap().after, None, "the claims' entry walked the store before them: empty");
+    // At 10_000 the even keys have expired: an entry of one operation
+    // examines four records, k000..k003.
+    let t = acquired_token(&r.op(10_000, claim("zz", None, None)));
+    assert_eq!(r.tables.sweep().unwrap().after, Some(id("k003")));
+    assert_eq!(r.meta.expired_total, 2, "k000 and k002");
+    assert_eq!(r.meta.records, 41 - 2);
+    // An expired record not yet walked over is absent all the same.
+    assert_eq!(r.op(10_000, complete("k020", 3)), Outcome::NotFound);
+    assert_eq!(r.tables.sweep().unwrap().after, Some(id("k007")));
+    assert_eq!(r.meta.expired_total, 4, "k004 and k006");
+    // A tick examines SWEEP_LIMIT records: to the end, so the walk wraps.
+    r.run(10_000, Command::Tick);
+    assert_eq!(r.tables.sweep().unwrap().after, None, "ran off the end: starts again from the first");
+    assert_eq!(r.meta.expired_total, 20, "every even key");
+    r.run(10_000, Command::Tick);
+    assert_eq!(r.meta.expired_total, 20, "nothing more on the way round again");
+    assert_eq!(r.meta.records as usize, r.tables.len());
+    assert_eq!(r.tables.len(), 21);
+    assert!(matches!(r.op(10_000, complete("zz", t)), Outcome::Done { .. }));
+}
+
 proptest! {
+    /// Switching to the walk changes no answer: an expired record is absent
+    /// to every operation whether or not it has been swept, so a replica that
+    /// switches (where the log says so) answers exactly as one that keeps the
+    /// index, and holds the same live records.
+    #[test]
+    fn switching_the_sweep_changes_no_answer(log in arb_log()) {
+        let mut walked = Replica::default();
+        let mut indexed = Replica::default();
+        for req in &log {
+            let unswitched = match req.cmd {
+                Command::SweepRecords => Command::Tick,
+                ref cmd => cmd.clone(),
+            };
+            prop_assert_eq!(walked.run(req.stamp_ms, req.cmd.clone()), indexed.run(req.stamp_ms, unswitched));
+        }
+        let clock = walked.meta.clock_ms;
+        prop_assert_eq!(clock, indexed.meta.clock_ms);
+        let live = |r: &Replica| {
+            let all = r.tables.records_after(None, usize::MAX);
+            all.into_iter().filter(|(_, at)| *at > clock).map(|(id, _)| r.tables.get(&id)).collect::<Vec<_>>()
+        };
+        prop_assert_eq!(live(&walked), live(&indexed));
+    }
+
+
     /// Replicas applying the same log end in byte-for-byte the same state and give
     /// the same answers, even when one of them restarts from a copy of its state
     /// (as after a snapshot install) part way through.
@@ -299,7 +386,7 @@ proptest! {
                 Command::Ops(ops) => (ops.clone(), true),
                 Command::Op(op) => (vec![op.clone()], false),
                 Command::Batch(ops) => (ops.clone(), false),
-                Command::Tick => (Vec::new(), true),
+                Command::Tick | Command::SweepRecords => (Vec::new(), true),
             };
             for (op, outcome) in ops.iter().zip(r.run(req.stamp_ms, req.cmd).outcomes) {
                 let Outcome::Acquired { token, .. } = outcome else { continue };

@@ -44,6 +44,11 @@ pub enum Command {
     /// one entry. Each acquisition's token is derived from the entry's index
     /// and its position ([`token`](super::token)), so no two share one.
     Ops(Vec<Op>),
+    /// From this entry on, every replica finds expired records by walking
+    /// the records ([`Sweep`](super::Sweep)) and keeps no expiry index.
+    /// Proposed once, when every member runs a version that knows it
+    /// (`crate::upgrade`): earlier versions cannot decode it.
+    SweepRecords,
 }
 
 /// A registry operation with every default already resolved by the proposer,

@@ -14,7 +14,7 @@ mod tables;
 #[cfg(test)]
 pub mod strategies;
 
-pub use apply::{apply, token, Meta, MAX_OPS_PER_ENTRY, SWEEP_LIMIT};
+pub use apply::{apply, token, Meta, MAX_OPS_PER_ENTRY, SWEEP_LIMIT, SWEEP_PER_OP};
 pub use command::{Command, Op, Outcome, RecordId, Request, Response};
 pub use record::{RecordState, StoredCheckpoint, StoredRecord};
-pub use tables::{MemTables, Tables};
+pub use tables::{MemTables, Sweep, Tables};

@@ -46,6 +46,7 @@ pub fn arb_log() -> impl Strategy<Value = Vec<Request>> {
         6 => prop::collection::vec(arb_op(), 1..2).prop_map(Command::Ops),
         2 => prop::collection::vec(arb_op(), 0..6).prop_map(Command::Ops),
         1 => Just(Command::Tick),
+        1 => Just(Command::SweepRecords),
     ];
     let stamp = || 0u64..20_000;
     (prop::collection::vec((legacy, stamp()), 0..8), prop::collection::vec((current, stamp()), 1..120))

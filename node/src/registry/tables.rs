@@ -3,21 +3,42 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{RecordId, StoredRecord};
 
-/// Record storage with an expiry index. Implementations keep the index in step
-/// with the records: `put` moves the entry from `old_expiry` to the new record's.
-/// They may keep indexes of their own from what `put` and `remove` are given
-/// (the node's store indexes the records in progress, for listings).
+/// How expired records are found, once every replica sweeps by walking the
+/// records (`Command::SweepRecords`): no expiry index, so a write is one key.
+/// Absent from the tables until then, so a cluster that has not switched
+/// keeps exactly the state earlier versions keep.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sweep {
+    /// The last record examined: the walk goes on after it, and wraps to the
+    /// first record when it runs off the end.
+    pub after: Option<RecordId>,
+    /// Every entry of the expiry index kept before the switch has been removed.
+    pub index_drained: bool,
+}
+
+/// Record storage, the expiry index of earlier versions, and the sweep's place.
+/// The index is written only by `apply`, and only until the switch to
+/// [`Sweep`]: `index` and `unindex` are its only writers.
 pub trait Tables {
     fn get(&self, id: &RecordId) -> Option<StoredRecord>;
-    /// Insert or replace; `old_expiry` is the replaced record's `expires_at_ms`.
-    fn put(&mut self, id: &RecordId, record: StoredRecord, old_expiry: Option<u64>);
-    fn remove(&mut self, id: &RecordId, expiry: u64);
-    /// Up to `limit` records with `expires_at_ms <= clock_ms`, earliest first.
+    /// Insert or replace.
+    fn put(&mut self, id: &RecordId, record: StoredRecord);
+    fn remove(&mut self, id: &RecordId);
+    /// Add `id` to the expiry index at `at_ms`.
+    fn index(&mut self, at_ms: u64, id: &RecordId);
+    fn unindex(&mut self, at_ms: u64, id: &RecordId);
+    /// Up to `limit` index entries with `at_ms <= clock_ms`, earliest first.
     fn expired(&self, clock_ms: u64, limit: usize) -> Vec<(u64, RecordId)>;
+    /// Up to `limit` records after `after` (from the first if `None`), in
+    /// key order, with their `expires_at_ms`.
+    fn records_after(&self, after: Option<&RecordId>, limit: usize) -> Vec<(RecordId, u64)>;
+    /// The sweep's state; `None` while expiry goes by the index.
+    fn sweep(&self) -> Option<Sweep>;
+    fn set_sweep(&mut self, sweep: &Sweep);
 }
 
 /// In-memory tables for tests and for checking determinism: ordered maps, so
@@ -26,6 +47,7 @@ pub trait Tables {
 pub struct MemTables {
     records: BTreeMap<RecordId, StoredRecord>,
     expiry: BTreeSet<(u64, RecordId)>,
+    sweep: Option<Sweep>,
 }
 
 impl MemTables {
@@ -35,6 +57,11 @@ impl MemTables {
 
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// Entries in the expiry index.
+    pub fn indexed(&self) -> usize {
+        self.expiry.len()
     }
 
     /// A canonical byte image, equal for equal states.
@@ -48,20 +75,38 @@ impl Tables for MemTables {
         self.records.get(id).cloned()
     }
 
-    fn put(&mut self, id: &RecordId, record: StoredRecord, old_expiry: Option<u64>) {
-        if let Some(old) = old_expiry {
-            self.expiry.remove(&(old, id.clone()));
-        }
-        self.expiry.insert((record.expires_at_ms, id.clone()));
+    fn put(&mut self, id: &RecordId, record: StoredRecord) {
         self.records.insert(id.clone(), record);
     }
 
-    fn remove(&mut self, id: &RecordId, expiry: u64) {
-        self.expiry.remove(&(expiry, id.clone()));
+    fn remove(&mut self, id: &RecordId) {
         self.records.remove(id);
+    }
+
+    fn index(&mut self, at_ms: u64, id: &RecordId) {
+        self.expiry.insert((at_ms, id.clone()));
+    }
+
+    fn unindex(&mut self, at_ms: u64, id: &RecordId) {
+        self.expiry.remove(&(at_ms, id.clone()));
     }
 
     fn expired(&self, clock_ms: u64, limit: usize) -> Vec<(u64, RecordId)> {
         self.expiry.iter().take_while(|(at, _)| *at <= clock_ms).take(limit).cloned().collect()
+    }
+
+    fn records_after(&self, after: Option<&RecordId>, limit: usize) -> Vec<(RecordId, u64)> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let range = self.records.range::<RecordId, _>((start, Bound::Unbounded));
+        range.take(limit).map(|(id, r)| (id.clone(), r.expires_at_ms)).collect()
+    }
+
+    fn sweep(&self) -> Option<Sweep> {
+        self.sweep.clone()
+    }
+
+    fn set_sweep(&mut self, sweep: &Sweep) {
+        self.sweep = Some(sweep.clone());
     }
 }

@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::registry::RecordState;
+use crate::registry::{RecordState, StoredRecord};
 use crate::types::StorageError;
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
@@ -33,11 +33,16 @@ pub fn record_state(value: &[u8]) -> Result<RecordState, StorageError> {
     decode(value)
 }
 
+/// When the record stored as `value` expires: what the sweep's walk reads of
+/// each record it passes.
+pub fn record_expiry(value: &[u8]) -> Result<u64, StorageError> {
+    decode::<StoredRecord>(value).map(|r| r.expires_at_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::registry::strategies::stored;
-    use crate::registry::StoredRecord;
 
     #[test]
     fn a_record_state_is_read_from_the_record_alone() {

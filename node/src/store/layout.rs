@@ -38,6 +38,10 @@ pub const APPLIED: &[u8] = b"m.applied";
 pub const OLD_INDEXED: &[u8] = b"m.indexed";
 pub const MEMBERSHIP: &[u8] = b"m.membership";
 pub const SM_META: &[u8] = b"m.meta";
+/// Where the walk that finds expired records has got to ([`Sweep`](crate::registry::Sweep));
+/// absent until the cluster switches to it. Kept apart from `m.meta` so that
+/// `m.meta` and the snapshot header keep the format earlier versions decode.
+pub const SWEEP: &[u8] = b"m.sweep";
 
 pub fn log_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()

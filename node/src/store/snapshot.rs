@@ -1,7 +1,10 @@
 //! The snapshot file: a bincode header (applied log id, membership, registry
-//! meta) followed by the state machine's records and expiry index as
-//! length-prefixed key/value pairs. Written and read as streams, so a snapshot
-//! of millions of records never sits in memory whole.
+//! meta) followed by the state machine's records, its expiry index, and once
+//! the cluster sweeps by walking the records, the sweep's place (`m.sweep`),
+//! as length-prefixed key/value pairs. Written and read as streams, so a
+//! snapshot of millions of records never sits in memory whole. Until the
+//! switch the file is exactly what earlier versions write and read; after
+//! it, an earlier version refuses it (a pair it does not know), loudly.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -81,6 +84,12 @@ fn write_pairs(tree: &sled::Tree, header: &Header, tmp: &Path, stopping: impl Fn
             }
         }
     }
+    if let Some(sweep) = tree.get(layout::SWEEP).map_err(io::Error::other)? {
+        for part in [layout::SWEEP, &sweep[..]] {
+            out.write_all(&(part.len() as u32).to_le_bytes())?;
+            out.write_all(part)?;
+        }
+    }
     out.into_inner().map_err(|e| e.into_error())
 }
 
@@ -152,16 +161,32 @@ pub fn install(
     }
     let mut input = BufReader::with_capacity(READ_BUF, File::open(path)?);
     let header: Header = crate::codec::decode_from(&mut input).map_err(bincode_io)?;
-    let records = input.stream_position()?;
-    let expiries = records + skip_records(&mut input)?;
+    let records = skip_pairs(&mut input, layout::RECORD_PREFIX)?;
+    let expiries = skip_pairs(&mut input, layout::EXPIRY_PREFIX)?;
+    let sweep = read_part(&mut input)?
+        .map(|k| match (k == layout::SWEEP, read_part(&mut input)?) {
+            (true, Some(v)) if read_len(&mut input)?.is_none() => Ok(v),
+            _ => Err(bincode_io("snapshot holds pairs out of order")),
+        })
+        .transpose()?;
+    // Two threads, each with about half of the pairs: the records and the
+    // index each when the index is as large, else the records split in two.
+    let total = records.pairs + expiries.pairs;
+    let split = match records.offsets.iter().find(|(pairs, _)| *pairs >= total / 2) {
+        Some(&(_, at)) if expiries.pairs < records.pairs => at,
+        _ => records.end,
+    };
     std::thread::scope(|s| {
         let stopping = &stopping;
         let loads = [
-            s.spawn(move || load_range(path, records, expiries, layout::RECORD_PREFIX, tree, stopping)),
-            s.spawn(move || load_range(path, expiries, u64::MAX, layout::EXPIRY_PREFIX, tree, stopping)),
+            s.spawn(move || load_range(path, records.start, split, tree, stopping)),
+            s.spawn(move || load_range(path, split, expiries.end, tree, stopping)),
         ];
         loads.into_iter().try_for_each(|t| t.join().unwrap_or_else(|_| Err(io::Error::other("snapshot load panicked"))))
     })?;
+    if let Some(sweep) = sweep {
+        tree.insert(layout::SWEEP, sweep).map_err(io::Error::other)?;
+    }
     Ok(header)
 }
 
@@ -173,38 +198,47 @@ fn same_file(file: &File, path: &Path) -> bool {
     }
 }
 
-/// Skip the record pairs at the start of `input`; returns their length in
-/// bytes (where the expiry pairs start).
-fn skip_records(input: &mut BufReader<File>) -> io::Result<u64> {
-    let mut skipped = 0u64;
+/// Where a run of pairs whose keys share a prefix lies in the file.
+struct Run {
+    start: u64,
+    end: u64,
+    pairs: u64,
+    /// Every `OFFSET_EVERY`-th pair's number and offset: where a load may split.
+    offsets: Vec<(u64, u64)>,
+}
+
+const OFFSET_EVERY: u64 = 1024;
+
+/// Skip the pairs at `input`'s position whose keys start with `prefix`,
+/// leaving `input` at the first pair that does not (or at the end).
+fn skip_pairs(input: &mut BufReader<File>, prefix: u8) -> io::Result<Run> {
+    let start = input.stream_position()?;
+    let mut run = Run { start, end: start, pairs: 0, offsets: Vec::new() };
     let mut first = [0u8; 1];
     while let Some(klen) = read_len(input)? {
         if klen == 0 {
             return Err(bincode_io("snapshot holds an empty key"));
         }
         input.read_exact(&mut first)?;
-        if first[0] != layout::RECORD_PREFIX {
+        if first[0] != prefix {
             input.seek_relative(-5)?;
-            return Ok(skipped);
+            break;
+        }
+        if run.pairs.is_multiple_of(OFFSET_EVERY) {
+            run.offsets.push((run.pairs, run.end));
         }
         input.seek_relative(klen as i64 - 1)?;
         let vlen = read_len(input)?.ok_or_else(|| bincode_io("snapshot ends inside a pair"))?;
         input.seek_relative(vlen as i64)?;
-        skipped += 8 + klen as u64 + vlen as u64;
+        run.end += 8 + klen as u64 + vlen as u64;
+        run.pairs += 1;
     }
-    Ok(skipped)
+    Ok(run)
 }
 
 /// Insert the pairs between byte offsets `from` and `to` of the snapshot at
-/// `path` (to its end at most) into `tree`; each key must start with `prefix`.
-fn load_range(
-    path: &Path,
-    from: u64,
-    to: u64,
-    prefix: u8,
-    tree: &sled::Tree,
-    stopping: &impl Fn() -> bool,
-) -> io::Result<()> {
+/// `path` into `tree`: records and expiry entries, as [`skip_pairs`] found them.
+fn load_range(path: &Path, from: u64, to: u64, tree: &sled::Tree, stopping: &impl Fn() -> bool) -> io::Result<()> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(from))?;
     let mut input = BufReader::with_capacity(READ_BUF, file);
@@ -215,7 +249,7 @@ fn load_range(
         give_up_if_stopping(pairs, stopping)?;
         let Some(k) = read_part(&mut input)? else { break };
         let v = read_part(&mut input)?.ok_or_else(|| bincode_io("snapshot ends inside a pair"))?;
-        if k.first() != Some(&prefix) {
+        if !matches!(k.first(), Some(&layout::RECORD_PREFIX | &layout::EXPIRY_PREFIX)) {
             return Err(bincode_io("snapshot pairs out of order"));
         }
         at += 8 + (k.len() + v.len()) as u64;
@@ -293,5 +327,36 @@ mod tests {
         install(&mut file, None, &whole, &dir.path().join("b.snap"), || false).unwrap();
         let loaded = whole.scan_prefix([layout::EXPIRY_PREFIX]).count();
         assert_eq!(loaded, source.len());
+    }
+
+    #[test]
+    fn a_snapshot_after_the_switch_carries_the_sweep_and_loads_whole() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let source = db.open_tree("sm.0").unwrap();
+        let n = STOP_CHECK_EVERY as u32 * 3;
+        for i in 0..n {
+            source.insert([&[layout::RECORD_PREFIX][..], &i.to_be_bytes()].concat(), &b"record"[..]).unwrap();
+        }
+        source.insert([layout::EXPIRY_PREFIX, 0], &b""[..]).unwrap(); // a last entry of the old index
+        source.insert(layout::SWEEP, &b"place"[..]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let built = dir.path().join("built.snap");
+        write(&source, &empty_header(), &built, || false).unwrap();
+
+        let loaded = db.open_tree("sm.1").unwrap();
+        install(&mut File::open(&built).unwrap(), None, &loaded, &dir.path().join("a.snap"), || false).unwrap();
+        let pairs = |t: &sled::Tree| t.iter().map(|kv| kv.unwrap()).collect::<Vec<_>>();
+        assert_eq!(loaded.len(), n as usize + 2);
+        assert_eq!(pairs(&loaded), pairs(&source));
+
+        // Anything after the sweep's pair is refused, as is a pair out of place.
+        let mut bytes = std::fs::read(&built).unwrap();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.push(layout::RECORD_PREFIX);
+        let damaged = dir.path().join("damaged.snap");
+        std::fs::write(&damaged, &bytes).unwrap();
+        let refused = db.open_tree("sm.2").unwrap();
+        let e = install(&mut File::open(&damaged).unwrap(), None, &refused, &dir.path().join("b.snap"), || false);
+        assert!(e.unwrap_err().to_string().contains("out of order"));
     }
 }

@@ -21,7 +21,7 @@ use super::pending::Pending;
 use super::snapshot::{self, Header, SnapshotInfo};
 use super::view::StateView;
 use super::writeback::{sync_files, Control, Writeback};
-use crate::registry::{self, Meta, Response};
+use crate::registry::{self, Command, Meta, Response};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 pub struct StateMachineStore {
@@ -228,6 +228,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let view = self.view.clone();
         let mut responses = Vec::new();
         let mut stamped = false;
+        let mut switched = false;
         let writes = {
             let overlay = view.read_overlay();
             let mut tables = Pending::new(&overlay);
@@ -237,6 +238,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Blank => Response::default(),
                     EntryPayload::Normal(req) => {
                         stamped = true;
+                        switched |= req.cmd == Command::SweepRecords;
                         registry::apply(&mut tables, &mut self.meta, entry.log_id.index, &req)
                     }
                     EntryPayload::Membership(m) => {
@@ -258,6 +260,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             overlay.active_len()
         };
         writeback.nudge_if_full(active);
+        if switched {
+            self.view.set_sweeps_records(true);
+        }
         self.view.publish(&self.meta, self.applied);
         // Only stamped entries grant leases at the clock they leave; a blank
         // or membership entry (a new term, a fresh cluster at clock 0) says
@@ -338,7 +343,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         })
         .await
         .map_err(io)??;
+        let walks = tree.contains_key(layout::SWEEP).map_err(io)?;
         let old = self.view.write_overlay().reset(tree);
+        self.view.set_sweeps_records(walks);
         drop(frozen);
         self.db.drop_tree(old.name()).map_err(io)?;
         remember_snapshot(&self.root, &self.snapshot_dir, &info)?;

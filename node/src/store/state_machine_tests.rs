@@ -122,6 +122,35 @@ async fn applies_write_records_and_expiry_entries_only_and_an_old_index_goes_on_
 }
 
 #[tokio::test]
+async fn after_the_switch_a_claim_writes_one_key_and_the_switch_travels_in_snapshots_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let mut last = fill(&mut sm, 200).await;
+    assert!(!sm.view().sweeps_records());
+    last += 1;
+    sm.apply([entry(last, Command::SweepRecords)]).await.unwrap();
+    assert!(sm.view().sweeps_records());
+    last += 1;
+    sm.apply([entry(last, Command::Ops(vec![claim("after".into(), 600_000)]))]).await.unwrap();
+    let kinds = [layout::RECORD_PREFIX, layout::APPLIED[0]];
+    assert_eq!(key_kinds(&sm), kinds.into(), "the index drained by the entry after the switch, none added");
+    assert_eq!(sm.view().dump().iter().filter(|(k, _)| k[0] == layout::RECORD_PREFIX).count(), 201);
+
+    let mut built = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
+    let mut data = b.begin_receiving_snapshot().await.unwrap();
+    tokio::io::copy(&mut built.snapshot, &mut *data).await.unwrap();
+    b.install_snapshot(&built.meta, data).await.unwrap();
+    assert!(b.view().sweeps_records(), "an installed replica walks the records too");
+    assert_eq!(b.view().dump(), sm.view().dump());
+
+    drop((sm, log));
+    let (_log, sm) = open(dir.path(), TEST_CACHE).unwrap();
+    assert!(sm.view().sweeps_records(), "and so does a restarted one");
+}
+
+#[tokio::test]
 async fn snapshot_installs_the_same_state_and_survives_reopen() {
     // The clock moved on so the short-lived tenth expires (and partly sweeps).
     let Source { sm: mut a, last, mut built, _log, _dir } = source(5_000, true).await;

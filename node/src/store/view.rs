@@ -3,7 +3,7 @@
 //! the state machine and its write-back write it; handlers share it through `App`.
 
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
@@ -41,17 +41,21 @@ pub struct StateView {
     observed: Mutex<Option<Observed>>,
     records: AtomicU64,
     expired_total: AtomicU64,
+    /// The state machine finds expired records by walking them (`m.sweep`).
+    walks: AtomicBool,
     applied: watch::Sender<u64>,
 }
 
 impl StateView {
     pub(super) fn new(tree: sled::Tree, meta: &Meta, applied: Option<LogId>) -> Self {
+        let walks = AtomicBool::new(tree.contains_key(layout::SWEEP).unwrap_or(false));
         let view = StateView {
             overlay: RwLock::new(Overlay::new(tree)),
             clock_ms: AtomicU64::new(meta.clock_ms),
             observed: Mutex::new(None),
             records: AtomicU64::new(0),
             expired_total: AtomicU64::new(0),
+            walks,
             applied: watch::Sender::new(0),
         };
         view.publish(meta, applied);
@@ -86,6 +90,16 @@ impl StateView {
 
     pub fn expired_total(&self) -> u64 {
         self.expired_total.load(Ordering::Relaxed)
+    }
+
+    /// Whether expiry goes by walking the records (`Command::SweepRecords`
+    /// applied), no longer by an index.
+    pub fn sweeps_records(&self) -> bool {
+        self.walks.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_sweeps_records(&self, walks: bool) {
+        self.walks.store(walks, Ordering::Release);
     }
 
     /// Wakes on every applied entry; the value is the applied index.
