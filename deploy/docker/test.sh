@@ -295,6 +295,20 @@ test_upgrade() {
     [[ "$(docker inspect -f '{{.Config.Image}}' "$(cid "$i")")" == "$new_image" ]] || fail "node$i is not on $new_image"
   done
   caught_up
+  # Only now, every member on the new version, may the leader switch expiry
+  # to walking the records: a log entry the old version cannot decode. Had it
+  # switched earlier, the old node3 would have stopped on it, and its exit
+  # code on SIGTERM in roll would have said so.
+  local walks
+  for i in 1 2 3; do
+    for _ in $(seq 60); do
+      walks="$(curl -s -m 2 "$(url "$i")/metrics" | awk '$1 == "idem_sweep_walks_records" { print $2 }')"
+      [[ "$walks" == 1 ]] && break
+      sleep 0.5
+    done
+    [[ "$walks" == 1 ]] || fail "node$i did not switch to walking the records after the upgrade: '$walks'"
+  done
+  step "upgrade: every node switched to walking the records"
   verify_everywhere "$before"
   local listed
   for i in 1 2 3; do

@@ -46,6 +46,7 @@ pub mod telemetry;
 pub mod ticker;
 pub mod tls;
 pub mod types;
+pub mod upgrade;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -202,6 +203,7 @@ pub async fn run(
     let leader_changes = tokio::spawn(signals::count_leader_changes(app.clone()));
     let abandoned = tokio::spawn(signals::count_abandoned_claims(app.clone()));
     let claim_rates = tokio::spawn(signals::sample_claim_rates(app.clone()));
+    let upgrade = tokio::spawn(upgrade::run(app.clone()));
     let reloads = reload_tokens_on_sighup(app.clone())?;
     tracing::info!(
         id = app.id,
@@ -229,6 +231,7 @@ pub async fn run(
     leader_changes.abort();
     abandoned.abort();
     claim_rates.abort();
+    upgrade.abort();
     proposals.abort();
     reloads.abort();
     tracing::info!("shutting down raft");

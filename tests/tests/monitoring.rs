@@ -1,7 +1,8 @@
 //! The monitoring files against a real node: every metric that
 //! `deploy/prometheus/alerts.yml` and `deploy/grafana/idem.json` query must be
 //! on `/metrics`, or an alert never fires and a panel stays empty. Also the
-//! two gauges no event updates: abandoned claims and clock drift.
+//! two gauges no event updates: abandoned claims and clock drift, and the
+//! switch to sweeping expired records by walking them.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -143,5 +144,38 @@ async fn abandoned_claims_and_clock_drift_are_gauged() {
     while value(&scrape(&c, l).await, "idem_claims_abandoned") != Some(0.0) {
         assert!(Instant::now() < deadline, "a taken-over claim is no longer abandoned");
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A cluster of this version switches to finding expired records by walking
+/// them (one sled key per record), every node shows it, and records past
+/// their retention are then removed, not only hidden, by the idle leader's ticks.
+#[tokio::test]
+async fn every_node_switches_to_walking_the_records_and_the_walk_removes_expired_ones() {
+    let c = TestCluster::start(3).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for id in c.ids() {
+        while value(&scrape(&c, id).await, "idem_sweep_walks_records") != Some(1.0) {
+            assert!(Instant::now() < deadline, "node {id} never switched:\n{}", c.log_tail(id));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let l = c.leader().await;
+    for i in 0..20 {
+        let claimed =
+            c.post(l, &format!("{}/claim", key_path("sweep", &format!("k{i}"))), json!({"retention_ms": 1000})).await;
+        assert_eq!(claimed.status, 201, "{:?}", claimed.body);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for id in c.ids() {
+        loop {
+            let page = scrape(&c, id).await;
+            let (live, removed) = (value(&page, "idem_records_live"), value(&page, "idem_records_expired_removed"));
+            if (live, removed) == (Some(0.0), Some(20.0)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node {id}: {live:?} live, {removed:?} removed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }

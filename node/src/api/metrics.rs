@@ -140,6 +140,7 @@ pub async fn render(State(app): State<Arc<App>>, Extension(caller): Extension<Ca
     gauge("idem_records_live", s.records);
     gauge("idem_records_expired_removed", s.expired_total);
     gauge("idem_claims_abandoned", s.abandoned_claims);
+    gauge("idem_sweep_walks_records", u64::from(app.view.sweeps_records()));
     gauge("idem_clock_ms", s.clock_ms);
     metrics::gauge!("idem_clock_drift_seconds").set(s.clock_drift_ms.unwrap_or(0) as f64 / 1000.0);
     Ok(telemetry::install_metrics().render())
@@ -187,6 +188,11 @@ const METRICS: &[(Kind, &str, &str)] = &[
         Kind::Gauge,
         "idem_claims_abandoned",
         "Records in progress past their lease by the replicated clock, as of the last walk of the state (every few s)",
+    ),
+    (
+        Kind::Gauge,
+        "idem_sweep_walks_records",
+        "1 once the cluster finds expired records by walking them and keeps no expiry index (every member upgraded)",
     ),
     (Kind::Gauge, "idem_clock_ms", "The replicated clock as of the last applied entry, ms since the Unix epoch"),
     (

@@ -69,6 +69,11 @@ async fn status(State(app): State<Arc<App>>) -> Response {
     bincode_reply(&super::status::figures(&app.status()))
 }
 
+/// The features this node supports (`crate::upgrade`).
+async fn features() -> Response {
+    bincode_reply(&crate::upgrade::supported())
+}
+
 /// A follower's operations: proposed here if this node leads, else refused
 /// (the follower's callers retry); never forwarded a second time. Each
 /// group's caller is checked again against this node's tokens.
@@ -116,4 +121,5 @@ pub fn routes() -> Router<Arc<App>> {
         .route(paths::FORWARD, post(forward))
         .route(paths::HANDOVER, post(handover))
         .route(paths::STATUS, get(status))
+        .route(paths::FEATURES, get(features))
 }

@@ -29,13 +29,15 @@ pub mod paths {
     pub const HANDOVER: &str = "/raft/handover";
     /// A node's own figures, for a peer serving the status page (`crate::network::figures`).
     pub const STATUS: &str = "/raft/status";
+    /// The features a node supports, for the leader to switch on (`crate::upgrade`).
+    pub const FEATURES: &str = "/raft/features";
 }
 
 mod forward;
 mod status;
 
 pub use forward::{forward, Forwarded, Group, Unsent};
-pub use status::figures;
+pub use status::{features, figures};
 
 pub const BINCODE: &str = "application/x-bincode";
 
