@@ -221,6 +221,8 @@ test_partition() {
 
 # Stop (SIGTERM, as `docker stop` does) and start each node in turn, each ready
 # before the next; with $1 set, recreate it on image $1 instead (an upgrade).
+# With ROLL_CHECK set, that function is called with each node's number once
+# it is back.
 roll() {
   local to="${1:-}" code
   for i in 1 2 3; do
@@ -241,6 +243,7 @@ roll() {
     ready 1 2 3
     step "roll: node$i is back and every node is ready"
     sleep 2
+    [[ -z "${ROLL_CHECK:-}" ]] || "$ROLL_CHECK" "$i"
   done
 }
 
@@ -255,6 +258,24 @@ test_rolling() {
   caught_up
   verify_everywhere "$records"
   step "rolling: ok"
+}
+
+# idem_sweep_walks_records on node $1: empty on a version without it.
+sweep_walks() {
+  curl -s -m 2 "$(url "$1")/metrics" | awk '$1 == "idem_sweep_walks_records" { print $2 }'
+}
+
+# While a node still runs the old version, no new one may have switched expiry
+# to walking the records: the switch is a log entry the old version cannot
+# decode. Nodes 1..$1 are new; the leader asks every second, and roll waited 2 s.
+not_switched_while_old() {
+  local i
+  ((${1} < 3)) || return 0
+  for i in $(seq "$1"); do
+    [[ "$(sweep_walks "$i")" == 0 ]] ||
+      fail "node$i walks the records (or says nothing) while node3 still runs idem-node:old"
+  done
+  step "upgrade: nodes 1-$1 are new and, node3 old, keep the index"
 }
 
 test_upgrade() {
@@ -290,25 +311,20 @@ test_upgrade() {
   code="$(code_of -X POST "$(url 1)/v1/ns/upgrade/keys/held/claim" -d '{"lease_ms":3600000}')"
   [[ "$code" == 201 ]] || fail "claiming upgrade/held on idem-node:old answered $code"
   IMAGE="$new_image"
-  roll "$new_image"
+  ROLL_CHECK=not_switched_while_old roll "$new_image"
   for i in 1 2 3; do
     [[ "$(docker inspect -f '{{.Config.Image}}' "$(cid "$i")")" == "$new_image" ]] || fail "node$i is not on $new_image"
   done
   caught_up
-  # Only now, every member on the new version, may the leader switch expiry
-  # to walking the records: a log entry the old version cannot decode. Had it
-  # switched earlier, the old node3 would have stopped on it, and its exit
-  # code on SIGTERM in roll would have said so.
-  local walks
+  local i
   for i in 1 2 3; do
     for _ in $(seq 60); do
-      walks="$(curl -s -m 2 "$(url "$i")/metrics" | awk '$1 == "idem_sweep_walks_records" { print $2 }')"
-      [[ "$walks" == 1 ]] && break
+      [[ "$(sweep_walks "$i")" == 1 ]] && break
       sleep 0.5
     done
-    [[ "$walks" == 1 ]] || fail "node$i did not switch to walking the records after the upgrade: '$walks'"
+    [[ "$(sweep_walks "$i")" == 1 ]] || fail "node$i did not switch to walking the records after the upgrade"
   done
-  step "upgrade: every node switched to walking the records"
+  step "upgrade: every node switched to walking the records once all three were new"
   verify_everywhere "$before"
   local listed
   for i in 1 2 3; do
