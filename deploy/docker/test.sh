@@ -275,7 +275,7 @@ not_switched_while_old() {
     [[ "$(sweep_walks "$i")" == 0 ]] ||
       fail "node$i walks the records (or says nothing) while node3 still runs idem-node:old"
   done
-  step "upgrade: nodes 1-$1 are new and, node3 old, keep the index"
+  step "upgrade: $1 of 3 nodes new, node3 still old: none walks the records yet"
 }
 
 test_upgrade() {
