@@ -39,6 +39,11 @@ impl Http {
     pub fn client(&self) -> anyhow::Result<reqwest::Client> {
         let mut b = reqwest::Client::builder()
             .pool_max_idle_per_host(1)
+            // Below a node's default --header-timeout (10 s), which also ends
+            // idle connections: the leader's counters are read before and
+            // after each run, 10 s apart by default, and reusing a connection
+            // the node is closing at that moment fails the whole bench.
+            .pool_idle_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
             .default_headers(self.headers.clone());
         for cert in &self.roots {
