@@ -63,12 +63,23 @@ say "leader is node $leader; testing through node $target ($url)"
 # POST /v1/cluster/learners adds whatever node id and address are generated
 # (and waits for it to catch up), POST /v1/cluster/voters makes voters of
 # generated ids, which can take the cluster's quorum away.
+# ST301 (use_after_free) is left out too: it counts a deleted record as
+# re-created only by a POST or PUT to a prefix of the DELETE's path, and a
+# record is re-created by POST .../{key}/claim, a longer one, so claim,
+# delete, claim again, read is reported though the read rightly returns the
+# second claim (CI, seed 314642187835709815119148402672730703883: the read
+# showed the second claim's token). The only operation it could check is the
+# read of a record after DELETE, and that a deleted record reads 404 is
+# asserted by tests/tests/api_contract.rs (reads_and_deletes). A
+# per-operation `enabled = false` in the config file does not win over
+# `--checks all`.
 say "schemathesis $VERSION: --checks all, $MAX_EXAMPLES examples per operation, at most ${TIMEOUT}s"
 start=$SECONDS
 status=0
 timeout --signal=INT --kill-after=30 "$TIMEOUT" \
   "$VENV/bin/schemathesis" --no-color --config-file scripts/schemathesis.toml run "$url/openapi.yaml" \
   --checks all \
+  --exclude-checks use_after_free \
   --max-examples "$MAX_EXAMPLES" \
   --exclude-path /v1/cluster/learners \
   --exclude-path /v1/cluster/voters \
