@@ -2,9 +2,10 @@
 # Schemathesis against a live three-node cluster: every operation of
 # openapi.yaml (as a follower serves it at /openapi.yaml) gets generated
 # valid and invalid requests, and every answer must pass all of
-# schemathesis's checks: no 5xx, statuses, headers, content types and bodies
-# as described, invalid input refused, valid input accepted. Settings the
-# command line cannot carry (per operation) are in scripts/schemathesis.toml.
+# schemathesis's checks but use_after_free (why: where it is left out, below):
+# no 5xx, statuses, headers, content types and bodies as described, invalid
+# input refused, valid input accepted. Settings the command line cannot carry
+# (per operation) are in scripts/schemathesis.toml.
 #
 #   scripts/schemathesis.sh     50 examples per operation, at most 10 minutes (about 1-2 minutes)
 #
