@@ -32,7 +32,7 @@ fn peak_rss_mib() -> u64 {
 async fn main() -> anyhow::Result<()> {
     let n: u64 = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(1_000_000);
     let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let (_log_a, mut a) = open(dir_a.path(), TEST_CACHE)?;
+    let (_log_a, mut a) = open(dir_a.path(), 1, TEST_CACHE)?;
     let start = Instant::now();
     let per_entry = 1_000;
     for e in 0..n.div_ceil(per_entry) {
@@ -64,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         peak_rss_mib()
     );
 
-    let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE)?;
+    let (_log_b, mut b) = open(dir_b.path(), 1, TEST_CACHE)?;
     let start = Instant::now();
     let mut data = b.begin_receiving_snapshot().await?;
     tokio::io::copy(&mut snap.snapshot, &mut *data).await?;

@@ -187,11 +187,12 @@ pub async fn run(
     };
     let tokens = config.auth_file.as_deref().map(Tokens::load).transpose().map_err(NodeError::Config)?;
     warn_if_exposed(&config);
-    let (log, sm) = store::open(&config.data_dir, config.cache_mb * 1024 * 1024)?;
+    let (log, sm) = store::open(&config.data_dir, config.id, config.cache_mb * 1024 * 1024)?;
     let view = sm.view();
     let committed = log.committed_index();
     let peers = peer_client(tls.as_ref())?;
-    let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network::Network::new(peers.clone()), log, sm)
+    let network = network::Network::new(peers.clone(), log.durable());
+    let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log, sm)
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
     initialize(&raft, &config).await?;

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{decode, encode};
+use crate::store::DurableWatch;
 use crate::types::{NodeAddr, NodeId, TypeConfig};
 
 /// Paths of the Raft RPC routes, shared with the server side in `api::raft`.
@@ -64,11 +65,14 @@ impl Peers {
 #[derive(Clone)]
 pub struct Network {
     peers: Peers,
+    durable: DurableWatch,
 }
 
 impl Network {
-    pub fn new(peers: Peers) -> Self {
-        Network { peers }
+    /// `durable`: this node's log, whose durable end bounds the commit a
+    /// leader passes on (`store::log::durable`).
+    pub fn new(peers: Peers, durable: DurableWatch) -> Self {
+        Network { peers, durable }
     }
 }
 
@@ -76,7 +80,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeAddr) -> Self::Network {
-        PeerClient { http: self.peers.http.clone(), target, base: self.peers.url(&node.addr, "") }
+        PeerClient {
+            http: self.peers.http.clone(),
+            target,
+            base: self.peers.url(&node.addr, ""),
+            durable: self.durable.clone(),
+        }
     }
 }
 
@@ -84,6 +93,7 @@ pub struct PeerClient {
     http: reqwest::Client,
     target: NodeId,
     base: String,
+    durable: DurableWatch,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, NodeAddr, RaftError<NodeId, E>>>;
@@ -126,9 +136,12 @@ impl PeerClient {
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
+        // A follower applies what it is told is committed: only what this
+        // leader also has on disk, so what it applies is on a majority's.
+        rpc.leader_commit = self.durable.clamp(rpc.leader_commit);
         self.call(paths::APPEND, &rpc, &option).await
     }
 

@@ -24,17 +24,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use log::{LogOptions, LogStore, PurgeBarrier};
+pub use log::{Durable, DurableWatch, LogOptions, LogStore, PurgeBarrier};
 pub use restore::{restore, Restored};
 pub use state_machine::StateMachineStore;
 pub use view::StateView;
 
-use crate::types::StorageError;
+use crate::types::{NodeId, StorageError};
 
-/// Open (or create) the node's storage under `data_dir` with the log's default
-/// sizes. `cache_bytes` bounds sled's page cache.
-pub fn open(data_dir: &Path, cache_bytes: u64) -> Result<(LogStore, StateMachineStore), StorageError> {
-    open_with(data_dir, cache_bytes, &LogOptions::default())
+/// Open (or create) the storage of node `me` under `data_dir` with the log's
+/// default sizes. `cache_bytes` bounds sled's page cache.
+pub fn open(data_dir: &Path, me: NodeId, cache_bytes: u64) -> Result<(LogStore, StateMachineStore), StorageError> {
+    open_with(data_dir, me, cache_bytes, &LogOptions::default())
 }
 
 /// [`open`] with the log's segment and cache sizes chosen (tests use small ones).
@@ -43,6 +43,7 @@ pub fn open(data_dir: &Path, cache_bytes: u64) -> Result<(LogStore, StateMachine
 /// whose write-back is its purge barrier.
 pub fn open_with(
     data_dir: &Path,
+    me: NodeId,
     cache_bytes: u64,
     log_options: &LogOptions,
 ) -> Result<(LogStore, StateMachineStore), StorageError> {
@@ -56,12 +57,14 @@ pub fn open_with(
         // only add fsyncs.
         .flush_every_ms(None);
     let db = open_sled(&config).map_err(|e| openraft::StorageIOError::write(&e))?;
-    let sm = StateMachineStore::open(db.clone(), data_dir.join("db"), data_dir.join("snapshots"))?;
+    // The state machine applies an entry only once the log has it on disk.
+    let durable = Durable::default();
+    let sm = StateMachineStore::open(db.clone(), data_dir.join("db"), data_dir.join("snapshots"), durable.watch())?;
     // Purges follow snapshots, whose state is already durable; the barrier
     // makes sure of it whatever triggers a purge.
     let state = sm.writeback();
     let barrier: PurgeBarrier = Arc::new(move || state.freeze(true).map(drop).map_err(std::io::Error::other));
-    let log = log::open(data_dir, &db, log_options, barrier)?;
+    let log = log::open(data_dir, &db, log::Opening { me: Some(me), options: log_options, barrier, durable })?;
     Ok((log, sm))
 }
 

@@ -65,7 +65,7 @@ pub async fn restore(
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("{}: {e}", from.display()))?;
 
-    let (mut log, mut sm) = super::open(data_dir, cache_bytes).map_err(|e| e.to_string())?;
+    let (mut log, mut sm) = super::open(data_dir, id, cache_bytes).map_err(|e| e.to_string())?;
     let file = tokio::fs::File::open(&staged).await.map_err(|e| e.to_string())?;
     sm.install_snapshot(&meta, Box::new(file)).await.map_err(|e| e.to_string())?;
     std::fs::remove_file(&staged).map_err(|e| e.to_string())?;

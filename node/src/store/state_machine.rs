@@ -21,6 +21,7 @@ use super::pending::Pending;
 use super::snapshot::{self, Header, SnapshotInfo};
 use super::view::StateView;
 use super::writeback::{sync_files, Control, Writeback};
+use super::DurableWatch;
 use crate::registry::{self, Command, Meta, Response};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
@@ -39,6 +40,9 @@ pub struct StateMachineStore {
     /// Held while a snapshot is built from the tree, so an install cannot
     /// replace the tree under it.
     building: Arc<tokio::sync::Mutex<()>>,
+    /// The log's durable end: a leader's entries are committed before its own
+    /// fsync, and are applied only after it (`log/durable.rs`).
+    log: DurableWatch,
 }
 
 /// The applied log id, membership and registry meta a state tree holds.
@@ -53,7 +57,12 @@ fn read_header(tree: &sled::Tree) -> Result<Header, StorageError> {
 impl StateMachineStore {
     /// Open the state machine in `db` (a sled database at `db_dir`), with
     /// snapshot files under `snapshot_dir`.
-    pub(super) fn open(db: sled::Db, db_dir: PathBuf, snapshot_dir: PathBuf) -> Result<Self, StorageError> {
+    pub(super) fn open(
+        db: sled::Db,
+        db_dir: PathBuf,
+        snapshot_dir: PathBuf,
+        log: DurableWatch,
+    ) -> Result<Self, StorageError> {
         std::fs::create_dir_all(&snapshot_dir).map_err(io)?;
         let root = db.open_tree(layout::ROOT_TREE).map_err(io)?;
         let current: String = match read_key(&root, layout::CURRENT_SM)? {
@@ -88,6 +97,7 @@ impl StateMachineStore {
             db_dir,
             incoming: None,
             building: Arc::default(),
+            log,
         })
     }
 
@@ -224,6 +234,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let writeback = self.writeback.control();
         if let Some(e) = writeback.failure() {
             return Err(e);
+        }
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if let Some(last) = entries.last() {
+            self.log.settled(last.log_id.index).await.map_err(io)?;
         }
         let view = self.view.clone();
         let mut responses = Vec::new();

@@ -66,7 +66,7 @@ struct Source {
 
 async fn source(n: u64, tick: bool) -> Source {
     let dir = tempfile::tempdir().unwrap();
-    let (log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let (log, mut sm) = open(dir.path(), 1, TEST_CACHE).unwrap();
     let mut last = fill(&mut sm, n).await;
     if tick {
         last += 1;
@@ -79,7 +79,7 @@ async fn source(n: u64, tick: bool) -> Source {
 #[tokio::test]
 async fn the_clock_is_observed_at_every_stamped_apply_and_not_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (_log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let (_log, mut sm) = open(dir.path(), 1, TEST_CACHE).unwrap();
     assert!(sm.view().observed().is_none());
     let blank = Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), 1), payload: EntryPayload::Blank };
     sm.apply([blank]).await.unwrap();
@@ -95,7 +95,7 @@ async fn the_clock_is_observed_at_every_stamped_apply_and_not_after_a_restart() 
     assert_eq!(second.clock_ms, 5_000);
     assert!(second.at >= first.at + std::time::Duration::from_millis(20), "{first:?} then {second:?}");
     drop((sm, _log));
-    let (_log, sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let (_log, sm) = open(dir.path(), 1, TEST_CACHE).unwrap();
     assert_eq!(sm.view().clock_ms(), 5_000);
     assert!(sm.view().observed().is_none(), "a restart cannot know how long it was down");
 }
@@ -108,7 +108,7 @@ fn key_kinds(sm: &StateMachineStore) -> std::collections::BTreeSet<u8> {
 #[tokio::test]
 async fn applies_write_records_and_expiry_entries_only_and_an_old_index_goes_on_open() {
     let dir = tempfile::tempdir().unwrap();
-    let (log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let (log, mut sm) = open(dir.path(), 1, TEST_CACHE).unwrap();
     fill(&mut sm, 200).await;
     let kinds = [layout::RECORD_PREFIX, layout::EXPIRY_PREFIX, layout::APPLIED[0]];
     assert_eq!(key_kinds(&sm), kinds.into(), "records, their expiry entries and the m. keys");
@@ -117,14 +117,14 @@ async fn applies_write_records_and_expiry_entries_only_and_an_old_index_goes_on_
     tree.insert([&[layout::OLD_IN_PROGRESS_PREFIX][..], b"ns\0k1"].concat(), &1u64.to_be_bytes()).unwrap();
     assert!(key_kinds(&sm).contains(&layout::OLD_IN_PROGRESS_PREFIX));
     drop((sm, log, tree));
-    let (_log, sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let (_log, sm) = open(dir.path(), 1, TEST_CACHE).unwrap();
     assert_eq!(key_kinds(&sm), kinds.into());
 }
 
 #[tokio::test]
 async fn after_the_switch_a_claim_writes_one_key_and_the_switch_travels_in_snapshots_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let (log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let (log, mut sm) = open(dir.path(), 1, TEST_CACHE).unwrap();
     let mut last = fill(&mut sm, 200).await;
     assert!(!sm.view().sweeps_records());
     last += 1;
@@ -138,7 +138,7 @@ async fn after_the_switch_a_claim_writes_one_key_and_the_switch_travels_in_snaps
 
     let mut built = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
     let dir_b = tempfile::tempdir().unwrap();
-    let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
+    let (_log_b, mut b) = open(dir_b.path(), 1, TEST_CACHE).unwrap();
     let mut data = b.begin_receiving_snapshot().await.unwrap();
     tokio::io::copy(&mut built.snapshot, &mut *data).await.unwrap();
     b.install_snapshot(&built.meta, data).await.unwrap();
@@ -146,7 +146,7 @@ async fn after_the_switch_a_claim_writes_one_key_and_the_switch_travels_in_snaps
     assert_eq!(b.view().dump(), sm.view().dump());
 
     drop((sm, log));
-    let (_log, sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let (_log, sm) = open(dir.path(), 1, TEST_CACHE).unwrap();
     assert!(sm.view().sweeps_records(), "and so does a restarted one");
 }
 
@@ -157,7 +157,7 @@ async fn snapshot_installs_the_same_state_and_survives_reopen() {
     let dir_b = tempfile::tempdir().unwrap();
 
     {
-        let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
+        let (_log_b, mut b) = open(dir_b.path(), 1, TEST_CACHE).unwrap();
         let mut data = b.begin_receiving_snapshot().await.unwrap();
         tokio::io::copy(&mut built.snapshot, &mut *data).await.unwrap();
         b.install_snapshot(&built.meta, data).await.unwrap();
@@ -166,7 +166,7 @@ async fn snapshot_installs_the_same_state_and_survives_reopen() {
         assert_eq!(current.meta, built.meta);
     }
     // Reopened from disk, the installed state is what `a` holds.
-    let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
+    let (_log_b, mut b) = open(dir_b.path(), 1, TEST_CACHE).unwrap();
     assert_eq!(b.applied_state().await.unwrap().0, Some(LogId::new(CommittedLeaderId::new(1, 1), last)));
     let (va, vb) = (a.view(), b.view());
     assert_eq!(va.clock_ms(), vb.clock_ms());
@@ -189,10 +189,10 @@ async fn the_first_install_into_a_fresh_store_survives_reopen() {
     let Source { sm: a, last, built, _log, _dir } = source(100, false).await;
     let dir_b = tempfile::tempdir().unwrap();
     {
-        let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
+        let (_log_b, mut b) = open(dir_b.path(), 1, TEST_CACHE).unwrap();
         b.install_snapshot(&built.meta, built.snapshot).await.unwrap();
     }
-    let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
+    let (_log_b, mut b) = open(dir_b.path(), 1, TEST_CACHE).unwrap();
     assert_eq!(b.applied_state().await.unwrap().0, Some(LogId::new(CommittedLeaderId::new(1, 1), last)));
     assert_eq!(b.view().records(), a.view().records());
 }
@@ -209,7 +209,7 @@ fn snapshot_files(dir: &std::path::Path) -> Vec<String> {
 async fn a_large_snapshot_replaces_existing_state_exactly_and_keeps_the_received_file() {
     let Source { sm: a, mut built, _log, _dir, .. } = source(30_000, true).await;
     let dir_b = tempfile::tempdir().unwrap();
-    let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
+    let (_log_b, mut b) = open(dir_b.path(), 1, TEST_CACHE).unwrap();
     // State of b's own, part of it written back and part only in the overlay.
     let ops = (0..500).map(|i| claim(format!("b-only{i}"), 600_000)).collect();
     b.apply([entry(1, Command::Ops(ops))]).await.unwrap();
@@ -225,7 +225,7 @@ async fn a_large_snapshot_replaces_existing_state_exactly_and_keeps_the_received
     let snap = format!("{}.snap", built.meta.snapshot_id);
     assert_eq!(snapshot_files(dir_b.path()), std::slice::from_ref(&snap), "the received file became the snapshot");
     drop((b, _log_b));
-    let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
+    let (_log_b, mut b) = open(dir_b.path(), 1, TEST_CACHE).unwrap();
     assert_eq!(b.view().dump(), expected);
     let current = b.get_current_snapshot().await.unwrap().expect("installed snapshot is current");
     assert_eq!(current.meta, built.meta);
@@ -235,7 +235,7 @@ async fn a_large_snapshot_replaces_existing_state_exactly_and_keeps_the_received
 async fn reopening_after_a_crashed_install_keeps_the_old_state_and_drops_the_leftovers() {
     let dir = tempfile::tempdir().unwrap();
     let before = {
-        let (_log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+        let (_log, mut sm) = open(dir.path(), 1, TEST_CACHE).unwrap();
         fill(&mut sm, 1_000).await;
         sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
         // What `kill -9` mid-install leaves: a half-loaded tree that never
@@ -248,7 +248,7 @@ async fn reopening_after_a_crashed_install_keeps_the_old_state_and_drops_the_lef
         }
         sm.view().dump()
     };
-    let (_log, sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let (_log, sm) = open(dir.path(), 1, TEST_CACHE).unwrap();
     assert_eq!(sm.view().dump(), before);
     let trees: Vec<_> = sm.db.tree_names().into_iter().filter(|n| n.starts_with(b"sm.")).collect();
     assert_eq!(trees.len(), 1, "only the current state tree is left");
@@ -260,11 +260,11 @@ async fn reopening_after_a_crashed_install_keeps_the_old_state_and_drops_the_lef
 async fn applied_state_survives_reopen_without_reapplying() {
     let dir = tempfile::tempdir().unwrap();
     let applied = {
-        let (_log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+        let (_log, mut sm) = open(dir.path(), 1, TEST_CACHE).unwrap();
         fill(&mut sm, 1_000).await;
         sm.applied_state().await.unwrap()
     };
-    let (_log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let (_log, mut sm) = open(dir.path(), 1, TEST_CACHE).unwrap();
     assert_eq!(sm.applied_state().await.unwrap(), applied);
     assert_eq!(sm.view().records(), 1_000);
     assert!(sm.view().get(&RecordId::new("ns", "k999")).unwrap().is_some());
@@ -283,7 +283,7 @@ struct FrozenThenApplied {
 
 impl FrozenThenApplied {
     async fn new(dir: &std::path::Path, records: u64, late: usize) -> Self {
-        let (_log, mut sm) = open(dir, TEST_CACHE).unwrap();
+        let (_log, mut sm) = open(dir, 1, TEST_CACHE).unwrap();
         let last = fill(&mut sm, records).await;
         let control = sm.writeback.control();
         let frozen = tokio::task::spawn_blocking(move || control.freeze(true)).await.unwrap().unwrap();
@@ -335,7 +335,7 @@ async fn a_store_closed_while_frozen_leaves_the_frozen_tree_as_it_was() {
 async fn a_snapshot_built_while_entries_apply_holds_exactly_the_state_it_names() {
     let (dir_a, dir_b, dir_c) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (_log_a, mut a) = open(dir_a.path(), TEST_CACHE).unwrap();
+    let (_log_a, mut a) = open(dir_a.path(), 1, TEST_CACHE).unwrap();
     let last = fill(&mut a, 3_000).await;
     let mut builder = a.get_snapshot_builder().await;
     let building = tokio::spawn(async move { builder.build_snapshot().await.unwrap() });
@@ -351,12 +351,12 @@ async fn a_snapshot_built_while_entries_apply_holds_exactly_the_state_it_names()
     let index = built.meta.last_log_id.expect("a snapshot of applied entries").index;
     assert!((last..=last + 50).contains(&index));
     // A replica that applied exactly up to the snapshot's point holds what it does.
-    let (_log_c, mut c) = open(dir_c.path(), TEST_CACHE).unwrap();
+    let (_log_c, mut c) = open(dir_c.path(), 1, TEST_CACHE).unwrap();
     fill(&mut c, 3_000).await;
     for e in late.iter().filter(|e| e.log_id.index <= index) {
         c.apply([e.clone()]).await.unwrap();
     }
-    let (_log_b, mut b) = open(dir_b.path(), TEST_CACHE).unwrap();
+    let (_log_b, mut b) = open(dir_b.path(), 1, TEST_CACHE).unwrap();
     let mut data = b.begin_receiving_snapshot().await.unwrap();
     tokio::io::copy(&mut built.snapshot, &mut *data).await.unwrap();
     b.install_snapshot(&built.meta, data).await.unwrap();
@@ -370,7 +370,7 @@ fn replica(log: &[Request], chunks: &[usize]) -> (Vec<Response>, TreeBytes) {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let (_log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+        let (_log, mut sm) = open(dir.path(), 1, TEST_CACHE).unwrap();
         let entries: Vec<Entry> =
             log.iter().enumerate().map(|(i, r)| entry_at(i as u64 + 1, r.stamp_ms, r.cmd.clone())).collect();
         let mut outcomes = Vec::new();
@@ -418,7 +418,7 @@ fn walk_abandoned(view: &crate::store::StateView, step: usize) -> (u64, usize) {
 #[tokio::test]
 async fn the_walk_counts_claims_whose_lease_ran_out_and_not_those_expired() {
     let dir = tempfile::tempdir().unwrap();
-    let (_log, mut sm) = open(dir.path(), TEST_CACHE).unwrap();
+    let (_log, mut sm) = open(dir.path(), 1, TEST_CACHE).unwrap();
     let last = fill(&mut sm, 1_000).await;
     let view = sm.view();
     assert_eq!(walk_abandoned(&view, 300), (0, 4), "every lease still runs");

@@ -15,7 +15,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
         let dir = tempfile::tempdir().expect("temp dir");
         let small = LogOptions { segment_bytes: 1024, cache_bytes: 256 };
-        let (log, sm) = open_with(dir.path(), TEST_CACHE, &small)?;
+        let (log, sm) = open_with(dir.path(), 1, TEST_CACHE, &small)?;
         Ok((dir, log, sm))
     }
 }

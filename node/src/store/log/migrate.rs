@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use super::format;
 use super::segment::sync_dir;
 use super::state::Change;
-use super::{LogError, LogOptions, LogStore};
+use super::{Durable, LogError, LogOptions, LogStore, Opening};
 use crate::store::layout;
 use crate::types::{Entry, LogId, Vote};
 
@@ -64,8 +64,10 @@ fn import(db: &sled::Db, staging: &Path, options: &LogOptions) -> Result<(), Log
         return Ok(());
     }
     let (log, meta) = (db.open_tree(layout::LOG_TREE)?, db.open_tree(layout::RAFT_META_TREE)?);
-    // Nothing is applied from the staged log, so its purge needs no barrier.
-    let store = LogStore::open_dir(staging, options, Arc::new(|| Ok(())))?;
+    // Nothing is applied from the staged log, so its purge needs no barrier,
+    // and nothing is appended through Raft, so no node is its leader.
+    let opening = Opening { me: None, options, barrier: Arc::new(|| Ok(())), durable: Durable::default() };
+    let store = LogStore::open_dir(staging, opening)?;
     let vote: Option<Vote> = read(&meta, layout::VOTE)?;
     let committed: Option<LogId> = read::<Option<LogId>>(&meta, layout::COMMITTED)?.flatten();
     let purged: Option<LogId> = read(&meta, layout::LAST_PURGED)?;

@@ -5,7 +5,9 @@
 //! `append` places the records and updates the in-memory index and cache
 //! before it returns (so the entries are readable at once), then hands the
 //! bytes to the writer thread, which reports them persisted after the one
-//! `fdatasync` they share with everything else waiting. Votes and truncations
+//! `fdatasync` they share with everything else waiting. A leader's own
+//! operations are reported persisted at once and made durable beside
+//! replication (`durable.rs` says why that is safe). Votes and truncations
 //! return only once durable. Nothing here does file I/O on the async runtime:
 //! reads of entries no longer cached go through `spawn_blocking`.
 //!
@@ -13,11 +15,13 @@
 //! - `format.rs`: the bytes (marker, segment header, record frame, CRC)
 //! - `index.rs`: one group's entries, ids and cache in memory
 //! - `state.rs`: all groups, where the next record goes, what is durable
+//! - `durable.rs`: the durable end, for what a leader's commit makes visible
 //! - `writer.rs`: the group-commit thread; `prepare.rs`: the segment pipeline
 //! - `recover.rs`: replay on open, torn tail versus corruption
 //! - `migrate.rs`: importing the log sled kept before this format existed
 //! - `segment.rs`: file helpers the others share
 
+mod durable;
 mod error;
 mod format;
 mod index;
@@ -36,15 +40,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{LogState as RaftLogState, OptionalSend, RaftLogReader};
+use openraft::{EntryPayload, LogState as RaftLogState, OptionalSend, RaftLogReader};
 
+pub use durable::{Durable, DurableWatch};
 pub use error::LogError;
 use prepare::Preparer;
 use recover::Recovered;
 use state::{lock, segment_size, Change, Fetch, GroupId, LogState};
 use writer::{Done, Job, Writer, WriterHandle};
 
-use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 
 /// The group idem's one Raft group uses.
 const GROUP: GroupId = 0;
@@ -69,11 +74,22 @@ impl Default for LogOptions {
 /// includes it survives a crash (openraft re-applies from the applied point).
 pub type PurgeBarrier = Arc<dyn Fn() -> io::Result<()> + Send + Sync>;
 
+/// Where the log opens and what it reports to: the node it belongs to (its
+/// own entries as leader are acknowledged before their fsync) and the
+/// durable end the state machine and network wait on.
+pub struct Opening<'a> {
+    /// None for a log no leader proposes to (the import's staging copy).
+    pub me: Option<NodeId>,
+    pub options: &'a LogOptions,
+    pub barrier: PurgeBarrier,
+    pub durable: Durable,
+}
+
 /// Open the log in `<data_dir>/raft-log`, first importing it from `db` if the
 /// data dir was written when sled held the log.
-pub fn open(data_dir: &Path, db: &sled::Db, options: &LogOptions, barrier: PurgeBarrier) -> Result<LogStore, LogError> {
-    let dir = migrate::ensure_log_dir(data_dir, db, options)?;
-    LogStore::open_dir(&dir, options, barrier)
+pub fn open(data_dir: &Path, db: &sled::Db, opening: Opening<'_>) -> Result<LogStore, LogError> {
+    let dir = migrate::ensure_log_dir(data_dir, db, opening.options)?;
+    LogStore::open_dir(&dir, opening)
 }
 
 /// One group's handle on the log. Cheap to clone: clones share the index and
@@ -91,24 +107,50 @@ struct Inner {
     writer: WriterHandle,
     state: Arc<Mutex<LogState>>,
     barrier: PurgeBarrier,
+    me: Option<NodeId>,
+    durable: Durable,
 }
 
 impl LogStore {
-    fn open_dir(dir: &Path, options: &LogOptions, barrier: PurgeBarrier) -> Result<Self, LogError> {
+    fn open_dir(dir: &Path, opening: Opening<'_>) -> Result<Self, LogError> {
+        let Opening { me, options, barrier, durable } = opening;
         let Recovered { state, resume } = recover::recover(dir, options.segment_bytes, options.cache_bytes)?;
         let committed = state.meta(GROUP).committed.map_or(0, |l| l.index);
+        let last = state.group(GROUP).and_then(|g| g.last_log_id());
         let segment_bytes = options.segment_bytes;
         let prepare =
             Preparer::start(dir.to_path_buf(), state.next_seq(), move |seq| segment_size(seq, segment_bytes))?;
         let state = Arc::new(Mutex::new(state));
         let writer = Writer::new(dir.to_path_buf(), state.clone(), prepare, resume).spawn()?;
-        let inner = Arc::new(Inner { writer, state, barrier });
-        Ok(LogStore { group: GROUP, inner, committed: Arc::new(committed.into()) })
+        let inner = Arc::new(Inner { writer, state, barrier, me, durable });
+        let log = LogStore { group: GROUP, inner, committed: Arc::new(committed.into()) };
+        // What was read back may have been written and never synced (a leader
+        // killed before its fsync leaves it in the page cache): sync it
+        // before anything counts it as durable.
+        log.sync_blocking()?;
+        log.inner.durable.set(last);
+        Ok(log)
+    }
+
+    /// Whether `entries` are operations this node proposed as the leader of
+    /// their term: only the leader's saved vote names itself, and a follower
+    /// is never sent entries of a term whose leader it is.
+    fn own_operations(&self, entries: &[Entry]) -> Result<bool, LogError> {
+        let Some(first) = entries.first() else { return Ok(false) };
+        let vote = lock(&self.inner.state)?.meta(self.group).vote;
+        let leads =
+            vote.is_some_and(|v| Some(v.leader_id.node_id) == self.inner.me && v.leader_id == first.log_id.leader_id);
+        Ok(leads && entries.iter().all(|e| matches!(e.payload, EntryPayload::Normal(_))))
     }
 
     /// Shared handle to the committed index, updated as openraft reports it.
     pub fn committed_index(&self) -> Arc<AtomicU64> {
         self.committed.clone()
+    }
+
+    /// The durable end of the log, for the Raft network to clamp commits by.
+    pub fn durable(&self) -> DurableWatch {
+        self.inner.durable.watch()
     }
 
     /// Apply `changes` in memory and queue their records, under one lock so
@@ -219,13 +261,38 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let last = entries.last().map(|e| e.log_id);
+        let early = self.own_operations(&entries)?;
+        let durable = self.inner.durable.clone();
         let changes = entries.into_iter().map(|e| Change::Entry(Box::new(e))).collect();
-        Ok(self.submit(changes, Some(Box::new(move |r| callback.log_io_completed(r))))?)
+        let (now, later) = if early { (Some(callback), None) } else { (None, Some(callback)) };
+        let done: Done = Box::new(move |r: io::Result<()>| {
+            match &r {
+                Ok(()) => durable.set(last),
+                Err(e) => durable.fail(e),
+            }
+            if let Some(callback) = later {
+                callback.log_io_completed(r);
+            }
+        });
+        self.submit(changes, Some(done))?;
+        // Placed and readable: replication may read them from here on.
+        if let Some(callback) = now {
+            self.inner.durable.acked_early(last.map_or(0, |l| l.index));
+            callback.log_io_completed(Ok(()));
+        }
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Durable before returning: conflicting entries must never come back after a crash.
-        Ok(self.submit_durably(vec![Change::Truncate(log_id)]).await?)
+        self.submit_durably(vec![Change::Truncate(log_id)]).await?;
+        // Every append before it is durable too (the writer keeps order), and
+        // openraft appends nothing while it waits for a truncation.
+        let last = lock(&self.inner.state)?.group(self.group).and_then(|g| g.last_log_id());
+        self.inner.durable.truncated(last);
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {

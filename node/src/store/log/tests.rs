@@ -6,20 +6,23 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use openraft::storage::RaftLogStorage;
+use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader};
 use tempfile::TempDir;
 
 use super::format::{self, Frame, Kind};
 use super::state::Change;
-use super::{open, LogError, LogOptions, LogStore};
+use super::{open, Durable, LogError, LogOptions, LogStore, Opening};
 use crate::store::layout;
-use crate::types::{Entry, LogId, Vote};
+use crate::types::{Entry, LogId, NodeId, Vote};
 
 const SMALL_SEGMENT: u64 = 256;
 
+/// The node these tests' logs belong to, and the leader of their entries.
+const ME: NodeId = 1;
+
 fn log_id(term: u64, index: u64) -> LogId {
-    LogId::new(CommittedLeaderId::new(term, 1), index)
+    LogId::new(CommittedLeaderId::new(term, ME), index)
 }
 
 fn entry(term: u64, index: u64) -> Entry {
@@ -40,8 +43,12 @@ impl Node {
     }
 
     fn open(&self) -> Result<LogStore, LogError> {
-        let options = LogOptions { segment_bytes: SMALL_SEGMENT, cache_bytes: 256 };
-        open(self.dir.path(), &self.db, &options, Arc::new(|| Ok(())))
+        self.open_with(&LogOptions { segment_bytes: SMALL_SEGMENT, cache_bytes: 256 })
+    }
+
+    fn open_with(&self, options: &LogOptions) -> Result<LogStore, LogError> {
+        let opening = Opening { me: Some(ME), options, barrier: Arc::new(|| Ok(())), durable: Durable::default() };
+        open(self.dir.path(), &self.db, opening)
     }
 
     fn log_dir(&self) -> PathBuf {
@@ -338,9 +345,7 @@ fn appends_waiting_together_share_fsyncs() {
     let snapshotter = recorder.snapshotter();
     let options = LogOptions { segment_bytes: 1 << 20, cache_bytes: 1 << 20 };
     // The writer registers its metrics while opening, on this thread's recorder.
-    let log =
-        metrics::with_local_recorder(&recorder, || open(node.dir.path(), &node.db, &options, Arc::new(|| Ok(()))))
-            .expect("open");
+    let log = metrics::with_local_recorder(&recorder, || node.open_with(&options)).expect("open");
     let (tx, rx) = std::sync::mpsc::channel();
     for i in 1..=N {
         let tx = tx.clone();
@@ -380,4 +385,48 @@ async fn a_purge_of_an_empty_log_survives_a_reopen() {
     assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(log_id(3, 13)), Some(log_id(3, 13))));
     assert_eq!(log.read_committed().await.expect("committed"), Some(log_id(3, 13)));
     assert_eq!(log.read_vote().await.expect("vote"), Some(Vote::new(3, 1)));
+}
+
+fn operation(term: u64, leader: NodeId, index: u64) -> Entry {
+    let req = crate::registry::Request { stamp_ms: index, cmd: crate::registry::Command::Tick };
+    Entry { log_id: LogId::new(CommittedLeaderId::new(term, leader), index), payload: EntryPayload::Normal(req) }
+}
+
+#[tokio::test]
+async fn only_the_leaders_own_operations_are_acknowledged_before_their_fsync() {
+    let node = Node::new();
+    let mut log = node.open().expect("open");
+    assert!(!log.own_operations(&[operation(2, ME, 1)]).unwrap(), "no vote yet: not a leader");
+    log.save_vote(&Vote::new_committed(2, ME)).await.expect("vote");
+    assert!(log.own_operations(&[operation(2, ME, 1), operation(2, ME, 2)]).unwrap(), "its own, as leader");
+    assert!(!log.own_operations(&[]).unwrap());
+    assert!(!log.own_operations(&[operation(2, ME, 1), entry(2, 2)]).unwrap(), "a blank entry waits for its fsync");
+    assert!(!log.own_operations(&[operation(1, ME, 1)]).unwrap(), "its own from an earlier term");
+    log.save_vote(&Vote::new_committed(3, 2)).await.expect("vote");
+    assert!(!log.own_operations(&[operation(3, 2, 1)]).unwrap(), "a follower of node 2");
+}
+
+#[tokio::test]
+async fn the_durable_end_follows_appends_truncations_and_reopens() {
+    let node = Node::new();
+    let mut log = node.open().expect("open");
+    let mut durable = log.durable();
+    let far = Some(log_id(9, 100));
+
+    log.save_vote(&Vote::new_committed(1, ME)).await.expect("vote");
+    log.blocking_append((1..=3).map(|i| operation(1, ME, i))).await.expect("append as leader");
+    durable.settled(3).await.expect("the early entries reach the disk");
+    assert_eq!(durable.clamp(far), Some(log_id(1, 3)));
+
+    log.save_vote(&Vote::new_committed(2, 2)).await.expect("vote");
+    log.blocking_append((4..=6).map(|i| operation(2, 2, i))).await.expect("append as follower");
+    let leader_2 = |i| Some(LogId::new(CommittedLeaderId::new(2, 2), i));
+    assert_eq!(durable.clamp(far), leader_2(6), "a follower's append is durable when it is acknowledged");
+
+    log.truncate(leader_2(5).unwrap()).await.expect("truncate");
+    assert_eq!(durable.clamp(far), leader_2(4), "the truncated entries are no longer the durable end");
+    drop((log, durable));
+
+    let log = node.open().expect("reopen");
+    assert_eq!(log.durable().clamp(far), leader_2(4), "what was read back is durable");
 }
