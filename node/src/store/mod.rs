@@ -24,12 +24,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use log::{Durable, DurableWatch, LogOptions, LogStore, PurgeBarrier};
+pub use log::{DurableWatch, LogOptions, LogStore, PurgeBarrier};
 pub use restore::{restore, Restored};
 pub use state_machine::StateMachineStore;
 pub use view::StateView;
 
 use crate::types::{NodeId, StorageError};
+use log::Durable;
 
 /// Open (or create) the storage of node `me` under `data_dir` with the log's
 /// default sizes. `cache_bytes` bounds sled's page cache.
