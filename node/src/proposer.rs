@@ -5,8 +5,9 @@
 //! before it takes the next, so one entry per request means one leader fsync
 //! per request. This task drains every operation waiting into one
 //! `Command::Ops` entry instead: it proposes at once when idle (no linger
-//! timer, so a lone request pays no extra latency) and keeps a few entries in
-//! flight, so the next batch fills while the previous one is on disk. On a
+//! timer, so a lone request pays no extra latency) and keeps [`IN_FLIGHT`]
+//! entries in flight, so the next batch fills while the previous one is
+//! replicated. On a
 //! follower the same batches go to the leader in one RPC each, where the
 //! leader's proposer coalesces them with its own.
 
@@ -20,11 +21,16 @@ use crate::error::ClusterError;
 use crate::network::Group;
 use crate::registry::{Outcome, MAX_OPS_PER_ENTRY};
 
-/// Entries handed to Raft and not yet answered. One is being flushed while
-/// the next is appended; more only make each entry smaller. Measured again
-/// once the leader stopped waiting for its own fsync (64 clients, claims/s):
-/// 4 in flight 8,323 and 8 in flight 7,331, against 8,212 and 7,914 for 2.
-const IN_FLIGHT: usize = 2;
+/// Entries handed to Raft and not yet answered. Two paid while the leader
+/// flushed its own copy before replicating it: one entry was flushed while
+/// the next was appended. Since the leader syncs beside replication, and
+/// openraft 0.9 keeps one AppendEntries in flight per follower anyway, a
+/// second entry only waits for the first one's round and halves the batches.
+/// Measured on 2 cores, 3 nodes, 64 clients at the leader, one run of each
+/// alternated six times: 1 beat 2 in every round (by 1% to 14%, median 4%);
+/// 3 and 4 swung either way in two rounds; at 16 and 256 clients 1 and 2 were
+/// even, and with the clients spread over the nodes 1 won three rounds of three.
+const IN_FLIGHT: usize = 1;
 
 /// Requests that may wait for a batch before submitters feel back-pressure.
 const QUEUE: usize = 8192;
