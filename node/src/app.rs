@@ -348,7 +348,7 @@ impl App {
     }
 
     /// Resolves once this node knows of a leader other than `id`.
-    async fn another_leader_than(&self, id: NodeId) {
+    pub async fn another_leader_than(&self, id: NodeId) {
         let mut rx = self.raft.metrics();
         loop {
             if known_leader(&rx.borrow_and_update()).is_some_and(|l| l != id) {

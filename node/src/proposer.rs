@@ -125,8 +125,20 @@ pub async fn run(app: Arc<App>, Queue(mut rx): Queue) {
         carried = next;
         let app = app.clone();
         tokio::spawn(async move {
-            propose(&app, batch, size).await;
-            drop(permit);
+            let led = app.is_leader();
+            let proposed = propose(&app, batch, size);
+            tokio::pin!(proposed);
+            // An entry this node proposed as leader is answered when this
+            // node applies it, which a leadership change can put off until
+            // the request deadline. Its slot goes to the batches behind it
+            // once another node leads: those go to the new leader.
+            if led {
+                tokio::select! {
+                    () = &mut proposed => return,
+                    () = app.another_leader_than(app.id) => drop(permit),
+                }
+            }
+            proposed.await;
         });
     }
 }
