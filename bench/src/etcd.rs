@@ -9,7 +9,8 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::expect;
+use crate::conn::Conn;
+use crate::http::{expect, json};
 use crate::load::Op;
 
 /// The txn for one key, every key on the same lease (granted once, up front).
@@ -28,13 +29,13 @@ struct TxnResponse {
 }
 
 impl Op for Txn {
-    async fn write(&self, http: &reqwest::Client, base: &str, key: String) -> Result<(), String> {
+    async fn write(&self, conn: &mut Conn, key: String) -> Result<(), String> {
         let key = B64.encode(format!("{}/{key}", self.ns));
         let txn = json!({
             "compare": [{"key": key, "result": "EQUAL", "target": "CREATE", "create_revision": "0"}],
             "success": [{"request_put": {"key": key, "value": B64.encode("1"), "lease": self.lease}}],
         });
-        let body = expect(http.post(format!("{base}/v3/kv/txn")).json(&txn), StatusCode::OK).await?;
+        let body = conn.post("/v3/kv/txn", json(&txn)?, StatusCode::OK).await?;
         match serde_json::from_slice::<TxnResponse>(&body) {
             Ok(TxnResponse { succeeded: true }) => Ok(()),
             _ => Err(format!("txn did not create the key: {}", String::from_utf8_lossy(&body))),

@@ -1,29 +1,49 @@
-//! How the bench's HTTP clients are built: HTTP/1.1 keep-alive, trusting a
-//! cluster's own CA and sending its bearer token when given (as `idem-client`
-//! does for a secure cluster, API.md, Security).
+//! How the bench talks HTTP: a reqwest client for finding leaders and
+//! reading counters, and the load's own connections ([`crate::conn`]), both
+//! trusting a cluster's own CA and sending its bearer token when given (as
+//! `idem-client` does for a secure cluster, API.md, Security).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::StatusCode;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 
-/// What every client of one run shares: the CA to trust and the token to send.
+use crate::conn::Endpoint;
+
+/// What every client of one run shares: the TLS settings (the CA to trust)
+/// and the token to send.
 #[derive(Clone, Default)]
 pub struct Http {
-    roots: Vec<reqwest::Certificate>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     headers: HeaderMap,
+}
+
+/// TLS that trusts the certificates of the PEM file at `path` only.
+fn tls_trusting(path: &Path) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(path).with_context(|| format!("reading the CA file {}", path.display()))?
+    {
+        roots.add(cert.with_context(|| format!("{} holds a bad certificate", path.display()))?)?;
+    }
+    anyhow::ensure!(!roots.is_empty(), "{} holds no certificate", path.display());
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 impl Http {
     pub fn new(ca: Option<&Path>, token: Option<&str>) -> anyhow::Result<Http> {
         let mut http = Http::default();
         if let Some(path) = ca {
-            let pem = std::fs::read(path).with_context(|| format!("reading the CA file {}", path.display()))?;
-            http.roots = reqwest::Certificate::from_pem_bundle(&pem)
-                .with_context(|| format!("{} holds no usable certificate", path.display()))?;
+            http.tls = Some(Arc::new(tls_trusting(path)?));
         }
         if let Some(token) = token {
             let mut value = HeaderValue::try_from(format!("Bearer {token}")).context("the token is no header value")?;
@@ -33,9 +53,7 @@ impl Http {
         Ok(http)
     }
 
-    /// A client that keeps one idle connection per host: each simulated
-    /// client gets its own, so it holds one connection per node, as a
-    /// service would.
+    /// The client for everything but the load: leaders, leases, counters.
     pub fn client(&self) -> anyhow::Result<reqwest::Client> {
         let mut b = reqwest::Client::builder()
             .pool_max_idle_per_host(1)
@@ -46,11 +64,21 @@ impl Http {
             .pool_idle_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
             .default_headers(self.headers.clone());
-        for cert in &self.roots {
-            b = b.add_root_certificate(cert.clone());
+        if let Some(tls) = &self.tls {
+            b = b.use_preconfigured_tls((**tls).clone());
         }
         Ok(b.build()?)
     }
+
+    /// Where one simulated client of the load sends its requests.
+    pub fn endpoint(&self, base: &str) -> anyhow::Result<Endpoint> {
+        Endpoint::new(base, self.tls.clone(), self.headers.clone())
+    }
+}
+
+/// A request body as JSON.
+pub fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(v).map_err(|e| format!("encoding the request: {e}"))
 }
 
 /// Sends a request and reads the whole answer (so the connection is reused),

@@ -6,7 +6,8 @@ use clap::ValueEnum;
 use idem_client::proto::{ClaimRequest, ClaimResponse, ClusterStatus, CompleteRequest};
 use reqwest::StatusCode;
 
-use crate::http::expect;
+use crate::conn::Conn;
+use crate::http::{expect, json};
 use crate::load::Op;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -24,16 +25,16 @@ pub struct Claim {
 }
 
 impl Op for Claim {
-    async fn write(&self, http: &reqwest::Client, base: &str, key: String) -> Result<(), String> {
-        let url = format!("{base}/v1/ns/{}/keys/{key}", self.ns);
-        let claim = ClaimRequest { claim_id: Some(key), ..Default::default() };
-        let body = expect(http.post(format!("{url}/claim")).json(&claim), StatusCode::CREATED).await?;
+    async fn write(&self, conn: &mut Conn, key: String) -> Result<(), String> {
+        let path = format!("/v1/ns/{}/keys/{key}", self.ns);
+        let claim = json(&ClaimRequest { claim_id: Some(key), ..Default::default() })?;
+        let body = conn.post(&format!("{path}/claim"), claim, StatusCode::CREATED).await?;
         let Workload::ClaimComplete = self.workload else { return Ok(()) };
         let Ok(ClaimResponse::Acquired { token, .. }) = serde_json::from_slice(&body) else {
             return Err(format!("claim: not acquired: {}", String::from_utf8_lossy(&body)));
         };
         let complete = CompleteRequest { token, result: serde_json::Value::Null, retention_ms: None };
-        expect(http.post(format!("{url}/complete")).json(&complete), StatusCode::OK).await.map(drop)
+        conn.post(&format!("{path}/complete"), json(&complete)?, StatusCode::OK).await.map(drop)
     }
 }
 

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 
+use crate::conn::Conn;
 use crate::cpu::Usage;
 use crate::http::Http;
 
 /// One write of a fresh key to the system under test.
 pub trait Op: Send + Sync + 'static {
-    /// Writes `key` through the node at `base` (a URL); `Err` says why it failed.
-    fn write(&self, http: &reqwest::Client, base: &str, key: String)
-        -> impl Future<Output = Result<(), String>> + Send;
+    /// Writes `key` over `conn`; `Err` says why it failed.
+    fn write(&self, conn: &mut Conn, key: String) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// What to run: client i talks to `bases[i % len]`.
@@ -73,19 +73,20 @@ pub async fn run<O: Op>(op: Arc<O>, load: &Load, http: &Http) -> anyhow::Result<
     // Keys are fresh across runs against the same cluster too.
     let run = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
     // Every client is built before any starts, so the clock starts with all.
-    let clients = (0..load.clients).map(|_| http.client()).collect::<anyhow::Result<Vec<_>>>()?;
+    let clients = (0..load.clients)
+        .map(|i| http.endpoint(&load.bases[i % load.bases.len()]).map(Conn::new))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let cpu_before = Usage::read(&load.server_pids)?;
     let mut tasks = Vec::with_capacity(load.clients);
-    for (i, client) in clients.into_iter().enumerate() {
+    for (i, mut conn) in clients.into_iter().enumerate() {
         let (op, stop, done) = (op.clone(), stop.clone(), done.clone());
-        let base = load.bases[i % load.bases.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::new()?;
             let mut seq = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 seq += 1;
                 let start = Instant::now();
-                match op.write(&client, &base, format!("{run}-c{i}-{seq}")).await {
+                match op.write(&mut conn, format!("{run}-c{i}-{seq}")).await {
                     Ok(()) => {
                         tally.latency_us.record(start.elapsed().as_micros().max(1) as u64)?;
                         done.fetch_add(1, Ordering::Relaxed);
