@@ -8,7 +8,7 @@
 //!   (this also ends connections idle that long between requests) and a TLS
 //!   handshake within the same time: half a request held open forever
 //!   (slow-loris) costs the node nothing after that. The body's own deadline
-//!   is the API's (`api::extract::limit_body`).
+//!   is the API's (`api::extract::read_body`).
 //! - Each request is marked with whether its connection presented a peer
 //!   certificate ([`PeerCert`]), which the API checks for Raft RPC.
 

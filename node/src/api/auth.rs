@@ -1,15 +1,11 @@
 //! Who may call what (API.md, Security): the bearer token of every `/v1`
-//! request is resolved to a [`Caller`] here, and handlers check the grant
+//! request is resolved to a [`Caller`] here (by [`super::gate`]), and handlers check the grant
 //! their operation needs with [`allow`] and [`admin`]. Raft RPC and requests
 //! forwarded between nodes are for peers only: with TLS on, they must come
 //! on a connection that presented a certificate of the cluster CA.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use crate::app::App;
@@ -22,18 +18,15 @@ fn bearer(req: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Resolve the caller of every client API request; 401 when tokens are on
-/// and the request has none the file knows.
-pub async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
-    let caller = match &app.tokens {
-        None => Caller::Open,
-        Some(tokens) => match bearer(&req).and_then(|t| tokens.authenticate(t)) {
-            Some(identity) => Caller::Token(identity),
-            None => return ApiError::Unauthorized.into_response(),
-        },
-    };
-    req.extensions_mut().insert(caller);
-    next.run(req).await
+/// The caller of a client API request; 401 when tokens are on and the
+/// request has none the file knows.
+pub fn caller(app: &App, req: &Request) -> Result<Caller, ApiError> {
+    match &app.tokens {
+        None => Ok(Caller::Open),
+        Some(tokens) => {
+            bearer(req).and_then(|t| tokens.authenticate(t)).map(Caller::Token).ok_or(ApiError::Unauthorized)
+        }
+    }
 }
 
 /// Whether the request came from a peer node: on a connection with a
@@ -42,13 +35,12 @@ pub fn from_peer(app: &App, req: &Request) -> bool {
     !app.config.tls_enabled() || req.extensions().get::<PeerCert>().is_some_and(|p| p.0)
 }
 
-/// Refuse Raft RPC from anything but a peer node.
-pub async fn peers_only(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    if !from_peer(&app, &req) {
-        return ApiError::Forbidden("only peer nodes, with a certificate of the cluster CA, may call this".into())
-            .into_response();
+/// Raft RPC from anything but a peer node is refused.
+pub fn peers_only(app: &App, req: &Request) -> Result<(), ApiError> {
+    if !from_peer(app, req) {
+        return Err(ApiError::Forbidden("only peer nodes, with a certificate of the cluster CA, may call this".into()));
     }
-    next.run(req).await
+    Ok(())
 }
 
 fn verb(perm: Perm) -> &'static str {

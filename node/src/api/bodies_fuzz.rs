@@ -3,7 +3,7 @@
 //! handlers run, on a router that answers 200 where a handler would go on to
 //! propose. Invariant: no input panics, and every refusal is a 400 with the
 //! API's `bad_request` error body (or, for a body past axum's default limit
-//! here, where `limit_body` would have answered first, 413 `too_large`);
+//! here, where `read_body` would have answered first, 413 `too_large`);
 //! nothing answers 5xx.
 
 use axum::body::Body;

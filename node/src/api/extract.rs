@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use axum::body::{Body, BodyDataStream, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use idem_client::proto::{validate_key, validate_namespace};
 use serde::de::DeserializeOwned;
@@ -75,7 +75,7 @@ pub fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
     }
 }
 
-/// The body limit in force, set by [`limit_body`] as a request extension.
+/// The body limit in force, set by [`read_body`] as a request extension.
 #[derive(Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
@@ -110,8 +110,8 @@ const LINGER: Duration = Duration::from_secs(5);
 /// over-limit body gets the API's 413 whichever handler runs and however it
 /// is framed (at once when `Content-Length` declares too much, else as soon
 /// as the limit is passed), and a body that trickles in too slowly a 408.
-/// The handler then sees the body in memory.
-pub async fn limit_body(State(rules): State<BodyRules>, req: Request, next: Next) -> axum::response::Response {
+/// The handler then sees the body in memory; a refusal is the answer to send.
+pub async fn read_body(rules: BodyRules, req: Request) -> Result<Request, Response> {
     let limit = rules.max_bytes;
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     let (parts, body) = req.into_parts();
@@ -127,13 +127,13 @@ pub async fn limit_body(State(rules): State<BodyRules>, req: Request, next: Next
         Ok(bytes) => {
             let mut req = Request::from_parts(parts, Body::from(bytes));
             req.extensions_mut().insert(BodyLimit(limit));
-            next.run(req).await
+            Ok(req)
         }
         Err(e) => {
             if matches!(e, ApiError::TooLarge(_)) {
                 discard(&mut chunks, limit.saturating_mul(16)).await;
             }
-            axum::response::IntoResponse::into_response(e)
+            Err(e.into_response())
         }
     }
 }

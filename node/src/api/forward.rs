@@ -4,11 +4,10 @@
 //! proposer sends the operations to the leader in bincode (`App::replicate`).
 //! Stale reads and cluster status are answered where they arrive.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
@@ -20,13 +19,11 @@ use super::error::ApiError;
 use super::extract::BodyLimit;
 use crate::app::App;
 
-/// Name the leader in every client API answer ([`LEADER_HEADER`]).
-pub async fn name_leader(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
+/// Name the leader in a client API answer ([`LEADER_HEADER`]).
+pub fn name_leader(app: &App, resp: &mut Response) {
     if let Some(v) = app.leader_addr().and_then(|addr| HeaderValue::try_from(addr).ok()) {
         resp.headers_mut().insert(LEADER_HEADER, v);
     }
-    resp
 }
 
 /// Marks a forwarded request so the receiver never forwards it again.
@@ -52,8 +49,9 @@ fn needs_leader(app: &App, req: &Request) -> bool {
     }
 }
 
-pub async fn to_leader(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    if !needs_leader(&app, &req) {
+/// Serve `req` here (`next`), or on the leader when it must be served there.
+pub async fn to_leader(app: &App, req: Request, next: Next) -> Response {
+    if !needs_leader(app, &req) {
         return next.run(req).await;
     }
     let deadline = Instant::now() + app.config.request_timeout;
@@ -78,7 +76,7 @@ pub async fn to_leader(State(app): State<Arc<App>>, req: Request, next: Next) ->
         if id == app.id {
             return next.run(Request::from_parts(parts, Body::from(body))).await;
         }
-        match proxy(&app, &addr, &parts, body.clone(), wait).await {
+        match proxy(app, &addr, &parts, body.clone(), wait).await {
             Err(Failed::Unreached(_)) if !retried => {
                 retried = true;
                 leader = app.leader(deadline.saturating_duration_since(Instant::now()), Some(id)).await;

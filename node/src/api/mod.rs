@@ -11,6 +11,7 @@ mod debug;
 mod error;
 mod extract;
 mod forward;
+mod gate;
 mod health;
 mod keys;
 mod list;
@@ -32,6 +33,7 @@ use axum::Router;
 use crate::app::App;
 use error::ApiError;
 use extract::BodyRules;
+use gate::Gate;
 
 /// Raft messages (log batches, snapshot chunks) may exceed the client body
 /// limit; they are bounded by what the codec will decode.
@@ -41,8 +43,9 @@ pub use metrics::register as register_metrics;
 
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.max_body_bytes;
-    let client_body = BodyRules { max_bytes: limit, timeout: app.config.body_timeout };
-    let raft_body = BodyRules { max_bytes: RAFT_BODY_LIMIT, timeout: app.config.body_timeout };
+    let client_gate = Gate { app: app.clone(), body: BodyRules { max_bytes: limit, timeout: app.config.body_timeout } };
+    let peer_gate =
+        Gate { app: app.clone(), body: BodyRules { max_bytes: RAFT_BODY_LIMIT, timeout: app.config.body_timeout } };
     let client_api = Router::new()
         .route("/v1/ns/{ns}/keys/{key}/claim", post(keys::claim))
         .route("/v1/ns/{ns}/keys/{key}/checkpoint", post(keys::checkpoint))
@@ -57,10 +60,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/admin/snapshot", get(admin::snapshot))
         .route("/metrics", get(metrics::render))
         .route("/v1/status", get(status::report))
-        .route_layer(from_fn_with_state(app.clone(), forward::to_leader))
-        .route_layer(from_fn_with_state(app.clone(), forward::name_leader))
-        .route_layer(from_fn_with_state(app.clone(), auth::authenticate))
-        .route_layer(from_fn_with_state(client_body, extract::limit_body))
+        .route_layer(from_fn_with_state(client_gate, gate::client))
         .layer(DefaultBodyLimit::max(limit));
     let mut open = Router::new()
         .route("/", get(status::page))
@@ -71,8 +71,7 @@ pub fn router(app: Arc<App>) -> Router {
         open = open.route("/debug/clock-offset", post(debug::clock_offset));
     }
     let raft = raft::routes()
-        .route_layer(from_fn_with_state(app.clone(), auth::peers_only))
-        .route_layer(from_fn_with_state(raft_body, extract::limit_body))
+        .route_layer(from_fn_with_state(peer_gate, gate::peer))
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT));
     Router::new()
         .merge(client_api)
