@@ -5,12 +5,12 @@
 use anyhow::Context;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use idem_client::conn::Conn;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::conn::Conn;
-use crate::http::{expect, json};
+use crate::http::{expect, json, post};
 use crate::load::Op;
 
 /// The txn for one key, every key on the same lease (granted once, up front).
@@ -35,7 +35,7 @@ impl Op for Txn {
             "compare": [{"key": key, "result": "EQUAL", "target": "CREATE", "create_revision": "0"}],
             "success": [{"request_put": {"key": key, "value": B64.encode("1"), "lease": self.lease}}],
         });
-        let body = conn.post("/v3/kv/txn", json(&txn)?, StatusCode::OK).await?;
+        let body = post(conn, "/v3/kv/txn", json(&txn)?, StatusCode::OK).await?;
         match serde_json::from_slice::<TxnResponse>(&body) {
             Ok(TxnResponse { succeeded: true }) => Ok(()),
             _ => Err(format!("txn did not create the key: {}", String::from_utf8_lossy(&body))),

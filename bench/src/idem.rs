@@ -3,11 +3,11 @@
 
 use anyhow::Context;
 use clap::ValueEnum;
+use idem_client::conn::Conn;
 use idem_client::proto::{ClaimRequest, ClaimResponse, ClusterStatus, CompleteRequest};
 use reqwest::StatusCode;
 
-use crate::conn::Conn;
-use crate::http::{expect, json};
+use crate::http::{expect, json, post};
 use crate::load::Op;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -28,13 +28,13 @@ impl Op for Claim {
     async fn write(&self, conn: &mut Conn, key: String) -> Result<(), String> {
         let path = format!("/v1/ns/{}/keys/{key}", self.ns);
         let claim = json(&ClaimRequest { claim_id: Some(key), ..Default::default() })?;
-        let body = conn.post(&format!("{path}/claim"), claim, StatusCode::CREATED).await?;
+        let body = post(conn, &format!("{path}/claim"), claim, StatusCode::CREATED).await?;
         let Workload::ClaimComplete = self.workload else { return Ok(()) };
         let Ok(ClaimResponse::Acquired { token, .. }) = serde_json::from_slice(&body) else {
             return Err(format!("claim: not acquired: {}", String::from_utf8_lossy(&body)));
         };
         let complete = CompleteRequest { token, result: serde_json::Value::Null, retention_ms: None };
-        conn.post(&format!("{path}/complete"), json(&complete)?, StatusCode::OK).await.map(drop)
+        post(conn, &format!("{path}/complete"), json(&complete)?, StatusCode::OK).await.map(drop)
     }
 }
 

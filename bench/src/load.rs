@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 
-use crate::conn::Conn;
+use idem_client::conn::Conn;
+
 use crate::cpu::Usage;
 use crate::http::Http;
 
@@ -73,9 +74,8 @@ pub async fn run<O: Op>(op: Arc<O>, load: &Load, http: &Http) -> anyhow::Result<
     // Keys are fresh across runs against the same cluster too.
     let run = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
     // Every client is built before any starts, so the clock starts with all.
-    let clients = (0..load.clients)
-        .map(|i| http.endpoint(&load.bases[i % load.bases.len()]).map(Conn::new))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let clients =
+        (0..load.clients).map(|i| http.conn(&load.bases[i % load.bases.len()])).collect::<anyhow::Result<Vec<_>>>()?;
     let cpu_before = Usage::read(&load.server_pids)?;
     let mut tasks = Vec::with_capacity(load.clients);
     for (i, mut conn) in clients.into_iter().enumerate() {

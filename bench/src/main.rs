@@ -9,12 +9,10 @@
 //! - `idem.rs`: idem's claim, its leader, and the leader's own counters.
 //! - `etcd.rs`: etcd's equivalent (a create-if-absent txn with a lease) and its leader.
 //! - `http.rs`: HTTP clients (a CA, a bearer token) and one request's check.
-//! - `conn.rs`: the load's connections, one per simulated client, on hyper.
 //! - `cpu.rs`: CPU seconds of the servers and of the bench, from `/proc`.
 //! - `report.rs`: one run's summary and CSV row; the markdown tables.
 //! - `plot.rs`: the SVG of a comparison.
 
-mod conn;
 mod cpu;
 mod etcd;
 mod http;

@@ -7,6 +7,7 @@
 //! | `http` (default) | [`Client`], [`Client::once`], [`Ctx`] | reqwest, tokio |
 //! | `layer` | [`IdempotencyLayer`] (implies `http`) | axum, tower |
 //! | `cli` | the `idem` binary (implies `http`) | clap, humantime |
+//! | `conn` | [`conn::Conn`], one owned HTTP/1.1 connection (node, bench) | hyper, rustls |
 //!
 //! # Layout
 //!
@@ -27,6 +28,8 @@
 //! - `once`: [`Client::once`], run a closure at most once per key, under a `Hold`.
 //! - `layer` (feature `layer`): [`IdempotencyLayer`], the `Idempotency-Key`
 //!   tower layer for axum.
+//! - [`conn`] (feature `conn`): one HTTP/1.1 connection owned by one caller,
+//!   for the node's Raft RPC and the benchmark.
 //! - `src/bin/idem/` (feature `cli`): the `idem` CLI, one file per subcommand.
 pub mod backup;
 pub mod proto;
@@ -37,6 +40,8 @@ mod batch;
 mod client;
 #[cfg(feature = "http")]
 mod cluster;
+#[cfg(feature = "conn")]
+pub mod conn;
 #[cfg(feature = "http")]
 mod error;
 #[cfg(feature = "http")]

@@ -130,7 +130,7 @@ fn peer_client(tls: Option<&Tls>) -> Result<network::Peers, NodeError> {
         builder = builder.use_preconfigured_tls(tls.client.clone()).https_only(true);
     }
     let http = builder.build().map_err(|e| NodeError::Config(e.to_string()))?;
-    Ok(network::Peers::new(http, tls.is_some()))
+    Ok(network::Peers::new(http, tls.map(|t| Arc::new(t.client.clone()))))
 }
 
 /// One clear warning when a node serves beyond loopback without TLS or tokens.

@@ -2,9 +2,15 @@
 //! the same way the forwarding of a follower's operations to the leader and
 //! the figures a peer reports for the status page.
 //!
-//! One `reqwest::Client` is shared by every peer connection, so TCP connections
-//! to a peer are pooled and kept alive across RPCs. Each RPC is bounded by the
-//! TTL openraft gives it.
+//! openraft gives each replication stream (and each vote) its own network
+//! client and calls it one RPC at a time, so each [`PeerClient`] owns one
+//! keep-alive connection ([`Conn`]: hyper's connection-level client, driven
+//! in the caller's task). A shared reqwest pool cost the leader a URL parse,
+//! a pool checkout and a hand-off to a connection task per RPC, four RPCs per
+//! entry at one client (the entry, then the commit, to each follower).
+//! Forwarding, hand-over and status keep the shared `reqwest::Client`: many
+//! tasks use them at once, and none is on the write path's hot loop. Each RPC
+//! is bounded by the TTL openraft gives it.
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -12,6 +18,9 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
+use std::sync::Arc;
+
+use idem_client::conn::{Conn, ConnError, Endpoint};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -42,18 +51,21 @@ pub use status::{features, figures};
 
 pub const BINCODE: &str = "application/x-bincode";
 
-/// How a node reaches its peers: one pooled HTTP client (with this node's
-/// certificate when TLS is on) and the scheme every peer is spoken to in.
-/// With TLS it is `https` for every peer: never clear text.
+/// How a node reaches its peers: one pooled HTTP client and the TLS
+/// settings for Raft RPC's own connections (this node's certificate, the
+/// cluster CA), and the scheme every peer is spoken to in. With TLS it is
+/// `https` for every peer: never clear text.
 #[derive(Clone)]
 pub struct Peers {
     pub http: reqwest::Client,
+    tls: Option<Arc<rustls::ClientConfig>>,
     scheme: &'static str,
 }
 
 impl Peers {
-    pub fn new(http: reqwest::Client, tls: bool) -> Self {
-        Peers { http, scheme: if tls { "https" } else { "http" } }
+    pub fn new(http: reqwest::Client, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        Peers { http, tls, scheme }
     }
 
     /// The URL of `path_and_query` on the peer at `addr` (`host:port`).
@@ -80,49 +92,36 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeAddr) -> Self::Network {
-        PeerClient {
-            http: self.peers.http.clone(),
-            target,
-            base: self.peers.url(&node.addr, ""),
-            durable: self.durable.clone(),
-        }
+        // An address that makes no endpoint fails each RPC, as an unreachable peer does.
+        let conn = Endpoint::new(&self.peers.url(&node.addr, ""), self.peers.tls.clone()).map(Conn::new);
+        PeerClient { conn, target, durable: self.durable.clone() }
     }
 }
 
 pub struct PeerClient {
-    http: reqwest::Client,
+    conn: Result<Conn, String>,
     target: NodeId,
-    base: String,
     durable: DurableWatch,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, NodeAddr, RaftError<NodeId, E>>>;
 
 impl PeerClient {
-    async fn call<Req, Resp, E>(&self, path: &str, req: &Req, option: &RPCOption) -> RpcResult<Resp, E>
+    async fn call<Req, Resp, E>(&mut self, path: &str, req: &Req, option: &RPCOption) -> RpcResult<Resp, E>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        let conn = match &mut self.conn {
+            Ok(conn) => conn,
+            Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e.clone())))),
+        };
         let body = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let resp = self
-            .http
-            .post(format!("{}{}", self.base, path))
-            .header(reqwest::header::CONTENT_TYPE, BINCODE)
-            .timeout(option.hard_ttl())
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    RPCError::Unreachable(Unreachable::new(&e))
-                } else {
-                    RPCError::Network(NetworkError::new(&e))
-                }
-            })?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let (status, bytes) = conn.post(path, BINCODE, body.into(), option.hard_ttl()).await.map_err(|e| match e {
+            ConnError::Connect(..) => RPCError::Unreachable(Unreachable::new(&e)),
+            _ => RPCError::Network(NetworkError::new(&e)),
+        })?;
         if !status.is_success() {
             let msg = format!("{path} answered {status}: {}", String::from_utf8_lossy(&bytes));
             return Err(RPCError::Network(NetworkError::new(&std::io::Error::other(msg))));
