@@ -430,3 +430,28 @@ async fn the_durable_end_follows_appends_truncations_and_reopens() {
     let log = node.open().expect("reopen");
     assert_eq!(log.durable().clamp(far), leader_2(4), "what was read back is durable");
 }
+
+/// The kinds of the records in the log's segments, in order.
+fn kinds(node: &Node) -> Vec<Kind> {
+    node.segments().iter().flat_map(|p| records(p)).map(|r| r.2).collect()
+}
+
+#[tokio::test]
+async fn a_committed_id_goes_to_disk_with_the_next_durable_write_or_on_close() {
+    let node = Node::new();
+    let mut log = node.open_with(&LogOptions { segment_bytes: 1 << 20, cache_bytes: 256 }).expect("open");
+    append(&log, [entry(1, 1)]).await;
+    log.save_committed(Some(log_id(1, 1))).await.expect("committed");
+    // Nothing wakes the writer for it: it waits in the queue.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!kinds(&node).contains(&Kind::Committed), "{:?}", kinds(&node));
+    append(&log, [entry(1, 2)]).await;
+    let written = kinds(&node);
+    let committed = written.iter().position(|k| *k == Kind::Committed).expect("written with the next append");
+    assert_eq!(written[committed + 1..], [Kind::Entry], "in the order it was placed: {written:?}");
+    log.save_committed(Some(log_id(1, 2))).await.expect("committed");
+    drop(log);
+    assert_eq!(kinds(&node).iter().filter(|k| **k == Kind::Committed).count(), 2, "the last one on close");
+    let mut log = node.open().expect("reopen");
+    assert_eq!(log.read_committed().await.expect("committed"), Some(log_id(1, 2)));
+}

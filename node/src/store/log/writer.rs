@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::Instant;
 
@@ -50,31 +50,72 @@ pub struct Resume {
     pub purged: BTreeMap<GroupId, u64>,
 }
 
+/// Jobs waiting for the thread, in the order their records were placed.
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    /// A waiting job wants durability: the thread is woken for it.
+    wanted: bool,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
 /// The sending side; dropping it (with the last `LogStore` clone) stops the
 /// thread after it has finished every job, and joins it.
 pub struct WriterHandle {
-    tx: Option<mpsc::Sender<Job>>,
+    shared: Arc<Shared>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl WriterHandle {
+    /// Queue `job`. Only a job that waits for durability wakes the thread: one
+    /// that need not be durable yet (a committed id, once per entry on every
+    /// node) goes to disk with the next one that does, or when the log
+    /// closes, which saves a thread wake-up per entry.
     pub fn submit(&self, job: Job) {
-        let sent = match &self.tx {
-            Some(tx) => tx.send(job).map_err(|mpsc::SendError(job)| job),
-            None => Err(job),
-        };
-        if let Err(Job { done: Some(done), .. }) = sent {
-            done(Err(io::Error::other("raft log writer stopped")));
+        let mut queue = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if queue.closed {
+            drop(queue);
+            if let Some(done) = job.done {
+                done(Err(io::Error::other("raft log writer stopped")));
+            }
+            return;
         }
+        if job.done.is_some() && !queue.wanted {
+            queue.wanted = true;
+            self.shared.wake.notify_one();
+        }
+        queue.jobs.push(job);
     }
 }
 
 impl Drop for WriterHandle {
     fn drop(&mut self) {
-        drop(self.tx.take());
+        let mut queue = self.shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.closed = true;
+        self.shared.wake.notify_one();
+        drop(queue);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+impl Shared {
+    /// Every job waiting, once one of them wants durability or the log
+    /// closes; None once it is closed and nothing is left.
+    fn next_jobs(&self) -> Option<Vec<Job>> {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        while !queue.wanted && !queue.closed {
+            queue = self.wake.wait(queue).unwrap_or_else(PoisonError::into_inner);
+        }
+        queue.wanted = false;
+        let jobs = std::mem::take(&mut queue.jobs);
+        (!jobs.is_empty() || !queue.closed).then_some(jobs)
     }
 }
 
@@ -140,19 +181,18 @@ impl Writer {
     }
 
     pub fn spawn(mut self) -> io::Result<WriterHandle> {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let shared = Arc::new(Shared { queue: Mutex::default(), wake: Condvar::new() });
+        let theirs = shared.clone();
         let thread = thread::Builder::new().name("idem-log-writer".into()).spawn(move || {
-            // Ends once every sender is gone and the queue is drained.
-            while let Ok(first) = rx.recv() {
-                let mut jobs = vec![first];
-                jobs.extend(rx.try_iter());
+            // Ends once the handle is dropped and the queue is drained.
+            while let Some(jobs) = theirs.next_jobs() {
                 let result = self.commit(&jobs);
                 for done in jobs.into_iter().filter_map(|j| j.done) {
                     done(result.as_ref().map(|_| ()).map_err(|e| io::Error::new(e.kind(), e.to_string())));
                 }
             }
         })?;
-        Ok(WriterHandle { tx: Some(tx), thread: Some(thread) })
+        Ok(WriterHandle { shared, thread: Some(thread) })
     }
 
     fn commit(&mut self, jobs: &[Job]) -> io::Result<()> {
