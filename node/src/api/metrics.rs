@@ -167,7 +167,7 @@ const METRICS: &[(Kind, &str, &str)] = &[
     (Kind::Counter, "idem_fenced_total", "Checkpoints, completions and releases refused with a stale token"),
     (Kind::Counter, "idem_raft_leader_changes_total", "Leaderships this node learned of: a leader in a new term"),
     (Kind::Counter, "idem_snapshots_total", "State-machine snapshots built here or installed from the leader, by kind"),
-    (Kind::Counter, "idem_log_fsyncs_total", "fdatasyncs of the Raft log"),
+    (Kind::Counter, "idem_log_fsyncs_total", "Durable writes of the Raft log: fdatasyncs, or direct O_DSYNC writes"),
     (Kind::Counter, "idem_http_requests_total", "HTTP requests by route template, method and status"),
     (Kind::Gauge, "idem_raft_term", "Current Raft term"),
     (Kind::Gauge, "idem_raft_leader_id", "Id of the leader this node knows of; 0 when it knows none"),
@@ -200,8 +200,12 @@ const METRICS: &[(Kind, &str, &str)] = &[
         "idem_clock_drift_seconds",
         "This node's wall clock minus the replicated clock it last applied; the replicated clock may lag by design",
     ),
-    (Kind::Histogram, "idem_log_fsync_seconds", "Time of one fdatasync of the Raft log"),
-    (Kind::Histogram, "idem_log_fsync_batch_size", "Log records made durable by one fdatasync"),
+    (
+        Kind::Histogram,
+        "idem_log_fsync_seconds",
+        "Time of one durable write of the Raft log (an fdatasync, or a direct O_DSYNC write)",
+    ),
+    (Kind::Histogram, "idem_log_fsync_batch_size", "Log entries made durable by one durable write"),
     (Kind::Histogram, "idem_proposal_batch_ops", "Operations carried by one proposed entry"),
     (
         Kind::Histogram,

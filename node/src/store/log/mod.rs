@@ -21,6 +21,7 @@
 //! - `migrate.rs`: importing the log sled kept before this format existed
 //! - `segment.rs`: file helpers the others share
 
+mod direct;
 mod durable;
 mod error;
 mod format;
@@ -48,6 +49,10 @@ use prepare::Preparer;
 use recover::Recovered;
 use state::{lock, segment_size, Change, Fetch, GroupId, LogState};
 use writer::{Done, Job, Writer, WriterHandle};
+
+/// Segments a whole number of these long are written directly (`direct.rs`).
+#[cfg(test)]
+pub use direct::BLOCK as DIRECT_BLOCK;
 
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 

@@ -2,7 +2,8 @@
 //! in the stream (see `state.rs`) and, when the caller waits for durability, a
 //! completion. The thread takes every job waiting, writes their bytes with one
 //! positioned write per segment touched, makes them durable with one
-//! `fdatasync` (`File::sync_data`), and only then completes every job. So
+//! `fdatasync` (`File::sync_data`), or writes them durably in one call where
+//! direct I/O is allowed (`direct.rs`), and only then completes every job. So
 //! concurrent appends, votes and truncations share one fsync, and no async
 //! task ever blocks on the disk.
 //!
@@ -20,8 +21,9 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::direct::{self, Direct};
 use super::index::Pos;
 use super::prepare::Preparer;
 use super::segment::sync_dir;
@@ -142,6 +144,8 @@ pub struct Writer {
     purge_written: bool,
     /// After a failed write or sync the file's state is unknown: every later job fails.
     failed: Option<String>,
+    /// Durable writes to the open segment in one call, where the file system allows.
+    direct: Option<Direct>,
     metrics: Metrics,
 }
 
@@ -155,7 +159,7 @@ impl Writer {
             seconds: metrics::histogram!("idem_log_fsync_seconds"),
         };
         let Resume { active, offset, capacity, uses, purged } = resume;
-        let writer = Writer {
+        let mut writer = Writer {
             dir,
             state,
             prepare,
@@ -168,9 +172,24 @@ impl Writer {
             purge_written: false,
             failed: None,
             metrics,
+            direct: None,
         };
         writer.prepare_if_due();
+        writer.direct = writer.open_direct();
         writer
+    }
+
+    /// Direct writes to the open segment, if it and the file system allow them.
+    fn open_direct(&self) -> Option<Direct> {
+        let (seq, file) = self.active.as_ref()?;
+        let path = lock(&self.state).ok()?.segment_path(*seq);
+        match Direct::open(&path, file, self.buf_at, self.capacity) {
+            Ok(direct) => direct,
+            Err(e) => {
+                tracing::warn!(segment = %path.display(), error = %e, "no direct writes to this raft log segment; writing through the page cache");
+                None
+            }
+        }
     }
 
     /// Have the next segment prepared once the open one is half full (or absent).
@@ -239,13 +258,13 @@ impl Writer {
                 }
             }
         }
-        self.flush_buf()?;
+        let direct = self.flush_buf()?;
         self.prepare_if_due();
         if !jobs.iter().any(|j| j.done.is_some()) {
             return Ok(());
         }
         if let Some((seq, file)) = self.active.clone() {
-            self.sync(&file)?;
+            self.sync(&file, direct)?;
             if entries > 0 {
                 self.metrics.batch.record(entries as f64);
             }
@@ -261,33 +280,58 @@ impl Writer {
         self.active.as_ref().map_or(0, |(seq, _)| *seq)
     }
 
-    /// Write the buffered bytes where they were placed in the open segment.
-    fn flush_buf(&mut self) -> io::Result<()> {
+    /// Write the buffered bytes where they were placed in the open segment:
+    /// with a direct write, durable on return (and then how long it took),
+    /// or into the page cache for the next `fdatasync`.
+    fn flush_buf(&mut self) -> io::Result<Option<Duration>> {
         if self.buf.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let Some((_, file)) = &self.active else {
             return Err(io::Error::other("raft log writer has bytes but no open segment"));
         };
-        file.write_all_at(&self.buf, self.buf_at)?;
+        let started = Instant::now();
+        let direct = match self.direct.as_mut().map(|d| d.write(&self.buf, self.buf_at)) {
+            Some(Ok(())) => Some(started.elapsed()),
+            Some(Err(e)) if direct::unsupported(&e) => {
+                tracing::warn!(error = %e, "direct writes to the raft log refused; writing through the page cache");
+                self.direct = None;
+                file.write_all_at(&self.buf, self.buf_at)?;
+                None
+            }
+            Some(Err(e)) => return Err(e),
+            None => {
+                file.write_all_at(&self.buf, self.buf_at)?;
+                None
+            }
+        };
         self.buf_at += self.buf.len() as u64;
         self.buf.clear();
-        Ok(())
+        Ok(direct)
     }
 
-    fn sync(&self, file: &File) -> io::Result<()> {
-        let started = Instant::now();
-        file.sync_data()?;
-        self.metrics.seconds.record(started.elapsed().as_secs_f64());
+    /// Make what is written durable: nothing left to do after a direct write
+    /// (`direct`: how long it took), else one `fdatasync`. Either counts as
+    /// one sync in the metrics.
+    fn sync(&self, file: &File, direct: Option<Duration>) -> io::Result<()> {
+        let took = match direct {
+            Some(took) => took,
+            None => {
+                let started = Instant::now();
+                file.sync_data()?;
+                started.elapsed()
+            }
+        };
+        self.metrics.seconds.record(took.as_secs_f64());
         self.metrics.fsyncs.increment(1);
         Ok(())
     }
 
     /// Finish the open segment durably, then make the prepared file segment `seq`.
     fn rotate(&mut self, seq: u64) -> io::Result<()> {
-        self.flush_buf()?;
+        let direct = self.flush_buf()?;
         if let Some((_, file)) = self.active.clone() {
-            self.sync(&file)?;
+            self.sync(&file, direct)?;
         }
         let prepared = self.prepare.take()?;
         let path = lock(&self.state).map_err(io::Error::other)?.segment_path(seq);
@@ -299,6 +343,7 @@ impl Writer {
         self.buf_at = 0;
         self.capacity = prepared.len;
         self.uses.entry(seq).or_default();
+        self.direct = self.open_direct();
         Ok(())
     }
 
