@@ -16,12 +16,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
+use idem_client::conn::{Conn, Endpoint};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::StatusCode;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-
-use idem_client::conn::{Conn, Endpoint};
 
 /// The longest one request may take, load or control.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -95,6 +94,15 @@ pub fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, String> {
     serde_json::to_vec(v).map_err(|e| format!("encoding the request: {e}"))
 }
 
+/// The answer's body if its status is `want`, else the status and body as the error.
+fn wanted(status: StatusCode, want: StatusCode, body: Bytes) -> Result<Bytes, String> {
+    if status == want {
+        Ok(body)
+    } else {
+        Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
+    }
+}
+
 /// POST `body` as JSON over `conn` and read the whole answer, or name what
 /// went wrong: no answer, or a status other than `want`.
 pub async fn post(conn: &mut Conn, path: &str, body: Vec<u8>, want: StatusCode) -> Result<Bytes, String> {
@@ -102,11 +110,7 @@ pub async fn post(conn: &mut Conn, path: &str, body: Vec<u8>, want: StatusCode) 
         .post(path, "application/json", body.into(), REQUEST_TIMEOUT)
         .await
         .map_err(|e| format!("no answer: {e}"))?;
-    if status == want {
-        Ok(body)
-    } else {
-        Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
-    }
+    wanted(status, want, body)
 }
 
 /// Sends a request and reads the whole answer (so the connection is reused),
@@ -115,9 +119,5 @@ pub async fn expect(req: reqwest::RequestBuilder, want: StatusCode) -> Result<By
     let resp = req.send().await.map_err(|e| format!("no answer: {e}"))?;
     let status = resp.status();
     let body = resp.bytes().await.map_err(|e| format!("reading the answer: {e}"))?;
-    if status == want {
-        Ok(body)
-    } else {
-        Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
-    }
+    wanted(status, want, body)
 }
